@@ -1,0 +1,73 @@
+// Package backend defines the interface every isolation tier implements and
+// the registry the root package picks from. It makes no syscalls itself.
+package backend
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+
+	"github.com/pybox-dev/pybox/internal/api"
+)
+
+// ErrUnsupported is returned for a backend that is not available on this
+// platform or build.
+var ErrUnsupported = errors.New("backend not supported on this platform")
+
+// Hooks are optional callbacks a backend calls while a run is in flight.
+type Hooks struct {
+	// Stdout and Stderr receive output chunks as they arrive. They must not
+	// block for long and must not keep the slice.
+	Stdout func([]byte)
+	Stderr func([]byte)
+}
+
+// Backend runs one request to completion.
+type Backend interface {
+	// Name is the backend's name as used in Request.Backend.
+	Name() string
+	// Run executes req, which has been defaulted and validated. It returns
+	// a Result for every outcome of the code (including limits hit); an
+	// error only when the sandbox itself could not be set up, in which case
+	// the Result (if non-nil) has status sandbox-error.
+	Run(ctx context.Context, req *api.Request, hooks Hooks) (*api.Result, error)
+	// Close releases pooled resources.
+	Close(ctx context.Context) error
+}
+
+// Factory builds a backend. It is called lazily, on first use.
+type Factory func() (Backend, error)
+
+var (
+	mu        sync.Mutex
+	factories = map[string]Factory{}
+)
+
+// Register makes a backend available under name. Backends call it from
+// their package's init function.
+func Register(name string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	factories[name] = f
+}
+
+// Lookup returns the factory registered for name.
+func Lookup(name string) (Factory, bool) {
+	mu.Lock()
+	defer mu.Unlock()
+	f, ok := factories[name]
+	return f, ok
+}
+
+// Names lists the registered backends, sorted.
+func Names() []string {
+	mu.Lock()
+	defer mu.Unlock()
+	var n []string
+	for k := range factories {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}

@@ -1,0 +1,17 @@
+// Package initproc is the child side of the native backend: it runs as pid 1
+// inside the new namespaces, builds the sandbox step by step and supervises
+// the interpreter.
+package initproc
+
+import "os"
+
+// Arg0 marks a process started as a sandbox init.
+const Arg0 = "pybox-sandbox-init"
+
+// MaybeRun runs the sandbox init and exits if this process is one.
+func MaybeRun() {
+	if len(os.Args) > 0 && os.Args[0] == Arg0 {
+		run()
+		os.Exit(255)
+	}
+}

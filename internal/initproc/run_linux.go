@@ -1,0 +1,3 @@
+package initproc
+
+func run() {}
