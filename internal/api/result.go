@@ -41,7 +41,7 @@ type Result struct {
 	// request asked for it.
 	Files []OutFile `json:"files,omitempty"`
 	// FilesTruncated says some files were left out by the files limit.
-	FilesTruncated bool `json:"files_truncated,omitempty"`
+	FilesTruncated bool      `json:"files_truncated,omitempty"`
 	Usage          Usage     `json:"usage"`
 	Isolation      Isolation `json:"isolation"`
 }

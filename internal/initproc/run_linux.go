@@ -1,3 +1,577 @@
 package initproc
 
-func run() {}
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pybox-dev/pybox/internal/api"
+	"github.com/pybox-dev/pybox/internal/landlock"
+	"github.com/pybox-dev/pybox/internal/seccomp"
+)
+
+// newRoot is where the sandbox's root tmpfs is assembled before pivot_root.
+// Mounting over /tmp only affects the sandbox's private mount namespace.
+const newRoot = "/tmp"
+
+// maxConfig caps the config frame (input files are at most 64 MiB, base64).
+const maxConfig = 128 << 20
+
+// state is what the steps share.
+type state struct {
+	cfg     Config
+	ctrl    *os.File
+	userFDs []int // O_PATH fds of the user's mount sources, by index
+	ready   Message
+	pid     int
+}
+
+// step is one named containment step.
+type step struct {
+	name string
+	fn   func(*state) error
+}
+
+// steps run in order; the first failure is reported to the parent with the
+// step's name and init exits 255.
+var steps = []step{
+	{"open-mounts", openUserMounts},
+	{"mount-private", mountPrivate},
+	{"mount-root", mountRoot},
+	{"mount-runtime", mountRuntime},
+	{"mount-etc", mountEtc},
+	{"mount-dev", mountDev},
+	{"mount-proc", mountProc},
+	{"mount-work", mountWork},
+	{"mount-user", mountUser},
+	{"write-files", writeFiles},
+	{"root-readonly", rootReadOnly},
+	{"pivot-root", pivotRoot},
+	{"hostname", setHostname},
+	{"loopback", loopbackUp},
+	{"rlimits", setRlimits},
+	{"capabilities", dropBoundingCaps},
+	{"landlock", applyLandlock},
+	{"seccomp", applySeccomp},
+	{"exec", startInterpreter},
+}
+
+func run() {
+	runtime.LockOSThread()
+	ctrl := os.NewFile(FDControl, "control")
+	s := &state{ctrl: ctrl}
+	if err := ReadFrame(ctrl, maxConfig, &s.cfg); err != nil {
+		fail(ctrl, "config", err)
+	}
+	for _, st := range steps {
+		if err := st.fn(s); err != nil {
+			fail(ctrl, st.name, err)
+		}
+	}
+	s.ready.Type = "ready"
+	if err := WriteFrame(ctrl, &s.ready); err != nil {
+		os.Exit(255)
+	}
+	// Only the runner needs the protocol pipes now.
+	unix.Close(FDRunnerIn)
+	unix.Close(FDRunnerOut)
+	supervise(s)
+	os.Exit(0)
+}
+
+func fail(ctrl *os.File, stepName string, err error) {
+	_ = WriteFrame(ctrl, &Message{Type: "error", Step: stepName, Error: err.Error()})
+	os.Exit(255)
+}
+
+func openUserMounts(s *state) error {
+	for _, m := range s.cfg.Mounts {
+		fd, err := unix.Open(m.Host, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("mount source %s: %w", m.Host, err)
+		}
+		s.userFDs = append(s.userFDs, fd)
+	}
+	return nil
+}
+
+func mountPrivate(*state) error {
+	// Nothing we mount may propagate back to the host.
+	return unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, "")
+}
+
+func mountRoot(*state) error {
+	if err := unix.Mount("tmpfs", newRoot, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=4m,nr_inodes=4096,mode=0755"); err != nil {
+		return err
+	}
+	for _, d := range []string{"etc", "dev", "proc", "work", "tmp", "run"} {
+		if err := os.Mkdir(filepath.Join(newRoot, d), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bindRO bind-mounts src onto dst (which must exist) read-only, nosuid,
+// nodev, keeping the flags the kernel locks in a user namespace.
+func bindRO(src, dst string, rw bool) error {
+	if err := unix.Mount(src, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", src, err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dst, &st); err != nil {
+		return err
+	}
+	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_NOSUID | unix.MS_NODEV)
+	if !rw {
+		flags |= unix.MS_RDONLY
+	}
+	for _, f := range []struct{ st, ms int64 }{
+		{unix.ST_NOEXEC, unix.MS_NOEXEC},
+		{unix.ST_NOATIME, unix.MS_NOATIME},
+		{unix.ST_NODIRATIME, unix.MS_NODIRATIME},
+		{unix.ST_RELATIME, unix.MS_RELATIME},
+		{unix.ST_RDONLY, unix.MS_RDONLY},
+	} {
+		if st.Flags&f.st != 0 {
+			flags |= uintptr(f.ms)
+		}
+	}
+	if err := unix.Mount("", dst, "", flags, ""); err != nil {
+		return fmt.Errorf("remount %s read-only: %w", dst, err)
+	}
+	return nil
+}
+
+// mkTarget creates the mount point for src at dst: a directory or an
+// empty file, with parents.
+func mkTarget(src, dst string) error {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		if err := os.Mkdir(dst, 0o755); err != nil && !os.IsExist(err) {
+			return err
+		}
+		return nil
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func mountRuntime(s *state) error {
+	for _, b := range s.cfg.Binds {
+		dst := filepath.Join(newRoot, b)
+		if err := mkTarget(b, dst); err != nil {
+			return err
+		}
+		if err := bindRO(b, dst, false); err != nil {
+			return err
+		}
+	}
+	for name, target := range s.cfg.Symlinks {
+		if err := os.Symlink(target, filepath.Join(newRoot, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const passwd = "root:x:0:0:root:/root:/usr/sbin/nologin\n" +
+	"sandbox:x:1000:1000:pybox sandbox:/work:/bin/sh\n" +
+	"nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+
+const group = "root:x:0:\nsandbox:x:1000:\nnogroup:x:65534:\n"
+
+func mountEtc(s *state) error {
+	etc := filepath.Join(newRoot, "etc")
+	gen := map[string]string{
+		"passwd":        passwd,
+		"group":         group,
+		"hostname":      Hostname + "\n",
+		"hosts":         "127.0.0.1\tlocalhost " + Hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+		"resolv.conf":   "",
+		"nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
+	}
+	for name, content := range gen {
+		if err := os.WriteFile(filepath.Join(etc, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, f := range s.cfg.EtcFiles {
+		if _, ok := gen[path.Base(f)]; ok {
+			continue
+		}
+		dst := filepath.Join(newRoot, f)
+		if err := mkTarget(f, dst); err != nil {
+			if os.IsNotExist(err) {
+				continue
+			}
+			return err
+		}
+		if err := bindRO(f, dst, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func mountDev(s *state) error {
+	dev := filepath.Join(newRoot, "dev")
+	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "size=64k,nr_inodes=64,mode=0755"); err != nil {
+		return err
+	}
+	for _, d := range []string{"null", "zero", "full", "random", "urandom"} {
+		dst := filepath.Join(dev, d)
+		if err := os.WriteFile(dst, nil, 0o666); err != nil {
+			return err
+		}
+		if err := unix.Mount("/dev/"+d, dst, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind /dev/%s: %w", d, err)
+		}
+	}
+	for name, target := range map[string]string{
+		"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0",
+		"stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2",
+	} {
+		if err := os.Symlink(target, filepath.Join(dev, name)); err != nil {
+			return err
+		}
+	}
+	shm := filepath.Join(dev, "shm")
+	if err := os.Mkdir(shm, 0o1777); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC,
+		fmt.Sprintf("size=%d,mode=1777", s.cfg.DiskBytes)); err != nil {
+		return err
+	}
+	return unix.Mount("", dev, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC, "size=64k,nr_inodes=64,mode=0755")
+}
+
+func mountProc(*state) error {
+	// Must happen before the host's /proc is detached: the kernel only
+	// allows a new proc mount while a fully visible one exists.
+	return unix.Mount("proc", filepath.Join(newRoot, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+}
+
+func mountWork(s *state) error {
+	opts := fmt.Sprintf("size=%d,mode=0755,uid=%d,gid=%d", s.cfg.DiskBytes, SandboxUID, SandboxGID)
+	if err := unix.Mount("tmpfs", filepath.Join(newRoot, "work"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return err
+	}
+	return unix.Mount("tmpfs", filepath.Join(newRoot, "tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV,
+		fmt.Sprintf("size=%d,mode=1777", s.cfg.DiskBytes))
+}
+
+func mountUser(s *state) error {
+	for i, m := range s.cfg.Mounts {
+		src := fmt.Sprintf("/proc/self/fd/%d", s.userFDs[i])
+		dst := filepath.Join(newRoot, m.Guest)
+		if err := mkTarget(src, dst); err != nil {
+			return fmt.Errorf("mount point %s: %w", m.Guest, err)
+		}
+		if err := bindRO(src, dst, m.RW); err != nil {
+			return fmt.Errorf("mount %s: %w", m.Host, err)
+		}
+		unix.Close(s.userFDs[i])
+	}
+	return nil
+}
+
+func writeFiles(s *state) error {
+	root, err := os.OpenRoot(filepath.Join(newRoot, "work"))
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	for _, f := range s.cfg.Files {
+		if dir := path.Dir(f.Name); dir != "." {
+			if err := root.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("%s: %w", f.Name, err)
+			}
+			if err := chownTree(root, dir); err != nil {
+				return err
+			}
+		}
+		mode := fs.FileMode(f.Mode)
+		if mode == 0 {
+			mode = 0o644
+		}
+		fh, err := root.OpenFile(f.Name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Name, err)
+		}
+		_, err = fh.Write(f.Data)
+		if err == nil {
+			err = fh.Chown(SandboxUID, SandboxGID)
+		}
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Name, err)
+		}
+	}
+	s.cfg.Files = nil // let the GC have the bytes
+	return nil
+}
+
+func chownTree(root *os.Root, dir string) error {
+	for d := dir; d != "." && d != "/"; d = path.Dir(d) {
+		if err := root.Lchown(d, SandboxUID, SandboxGID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func rootReadOnly(*state) error {
+	return unix.Mount("", newRoot, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "size=4m,nr_inodes=4096,mode=0755")
+}
+
+func pivotRoot(*state) error {
+	if err := unix.Chdir(newRoot); err != nil {
+		return err
+	}
+	// pivot_root(".", ".") stacks the old root under the new one; the
+	// detach then removes every host mount from view (runc does the same).
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach old root: %w", err)
+	}
+	return unix.Chdir("/work")
+}
+
+func setHostname(*state) error { return unix.Sethostname([]byte(Hostname)) }
+
+func loopbackUp(*state) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	ifr.SetUint16(unix.IFF_UP | unix.IFF_LOOPBACK | unix.IFF_RUNNING)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+func setRlimits(s *state) error {
+	for _, l := range []struct {
+		res int
+		val uint64
+	}{
+		{unix.RLIMIT_CORE, 0},
+		{unix.RLIMIT_NOFILE, 1024},
+		// A file larger than the disk cap cannot exist anyway; the limit
+		// turns a runaway write into EFBIG instead of filling tmpfs.
+		{unix.RLIMIT_FSIZE, uint64(s.cfg.DiskBytes)},
+		{unix.RLIMIT_MSGQUEUE, 0},
+	} {
+		if err := unix.Setrlimit(l.res, &unix.Rlimit{Cur: l.val, Max: l.val}); err != nil {
+			return fmt.Errorf("rlimit %d: %w", l.res, err)
+		}
+	}
+	return nil
+}
+
+// dropBoundingCaps empties the capability bounding set and sets
+// no_new_privs, so nothing executed later can ever regain a capability.
+//
+// Both are per-thread attributes. Init's main goroutine is locked to its OS
+// thread and forks the interpreter from it, so the interpreter inherits
+// them; this works in cgo binaries too, where syscall.AllThreadsSyscall is
+// unavailable. Init keeps its own effective capabilities (needed to switch
+// the interpreter to the sandbox uid and to reap and kill); the interpreter
+// gets none: it runs as a non-zero uid.
+func dropBoundingCaps(*state) error {
+	for c := 0; c <= unix.CAP_LAST_CAP; c++ {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
+			return fmt.Errorf("drop capability %d: %w", c, err)
+		}
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("no_new_privs: %w", err)
+	}
+	return nil
+}
+
+func applyLandlock(s *state) error {
+	ro := append([]string{"/usr", "/etc", "/proc", "/dev"}, s.cfg.Binds...)
+	rw := []string{"/work", "/tmp", "/dev/shm"}
+	for _, m := range s.cfg.Mounts {
+		if m.RW {
+			rw = append(rw, m.Guest)
+		} else {
+			ro = append(ro, m.Guest)
+		}
+	}
+	info, err := landlock.Restrict(landlock.Config{
+		RO:         dedupe(ro),
+		RW:         rw,
+		RWFiles:    []string{"/dev/null", "/dev/zero", "/dev/full"},
+		DenyNet:    true,
+		Scope:      true,
+		BestEffort: s.cfg.BestEffort,
+	})
+	if err != nil {
+		return err
+	}
+	s.ready.LandlockABI = info.ABI
+	s.ready.Landlock = info.Enforced
+	for _, m := range info.Missing {
+		s.ready.Missing = append(s.ready.Missing, "landlock "+m)
+	}
+	return nil
+}
+
+func dedupe(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func applySeccomp(s *state) error {
+	info, err := seccomp.Install(seccomp.Options{})
+	if err != nil {
+		if s.cfg.BestEffort {
+			s.ready.Missing = append(s.ready.Missing, "seccomp: "+err.Error())
+			return nil
+		}
+		return err
+	}
+	s.ready.Seccomp = info.Summary
+	return nil
+}
+
+func startInterpreter(s *state) error {
+	pid, err := syscall.ForkExec(s.cfg.Argv[0], s.cfg.Argv, &syscall.ProcAttr{
+		Dir:   "/work",
+		Env:   s.cfg.Env,
+		Files: []uintptr{0, 1, 2, FDRunnerIn, FDRunnerOut},
+		Sys: &syscall.SysProcAttr{
+			Setsid:     true,
+			Pdeathsig:  syscall.SIGKILL,
+			Credential: &syscall.Credential{Uid: SandboxUID, Gid: SandboxGID, Groups: []uint32{}},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("start %s: %w", s.cfg.Argv[0], err)
+	}
+	s.pid = pid
+	return nil
+}
+
+// supervise reaps every process until the interpreter ends, then kills
+// whatever it left behind (pid 1 of the namespace reaps them all), collects
+// the output files and reports to the parent.
+func supervise(s *state) {
+	var exit Message
+	exit.Type = "exit"
+	for {
+		var ws unix.WaitStatus
+		var ru unix.Rusage
+		pid, err := unix.Wait4(-1, &ws, 0, &ru)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			exit.Note = "wait: " + err.Error()
+			break
+		}
+		if pid != s.pid {
+			continue
+		}
+		switch {
+		case ws.Exited():
+			exit.ExitCode = ws.ExitStatus()
+		case ws.Signaled():
+			exit.ExitCode = -1
+			exit.Signal = int(ws.Signal())
+		}
+		exit.CPUMS = (ru.Utime.Nano() + ru.Stime.Nano()) / 1e6
+		exit.MaxRSS = ru.Maxrss * 1024
+		break
+	}
+	// Kill everything else in the namespace (daemons included) before
+	// touching /work, so nothing can race the collection.
+	_ = unix.Kill(-1, unix.SIGKILL)
+	for {
+		if _, err := unix.Wait4(-1, nil, 0, nil); err == unix.ECHILD {
+			break
+		}
+	}
+	if err := WriteFrame(s.ctrl, &exit); err != nil {
+		return
+	}
+	if s.cfg.CollectFiles {
+		collect(s)
+	}
+	_ = WriteFrame(s.ctrl, &Message{Type: "done"})
+}
+
+// collect sends every regular file under /work, never following symlinks,
+// up to the files limit.
+func collect(s *state) {
+	budget := s.cfg.FilesLimit
+	truncated := false
+	_ = filepath.WalkDir("/work", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		name, _ := filepath.Rel("/work", p)
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		if err != nil {
+			return nil
+		}
+		f := os.NewFile(uintptr(fd), p)
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil
+		}
+		if fi.Size() > budget {
+			truncated = true
+			return nil
+		}
+		data, err := io.ReadAll(io.LimitReader(f, budget+1))
+		if err != nil || int64(len(data)) > budget {
+			truncated = true
+			return nil
+		}
+		budget -= int64(len(data))
+		out := &api.OutFile{Name: name, Size: int64(len(data)), Mode: uint32(fi.Mode().Perm()), Data: data}
+		if WriteFrame(s.ctrl, &Message{Type: "file", File: out}) != nil {
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	if truncated {
+		_ = WriteFrame(s.ctrl, &Message{Type: "file", FilesTruncated: true})
+	}
+}

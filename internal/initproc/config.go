@@ -1,0 +1,120 @@
+package initproc
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/pybox-dev/pybox/internal/api"
+)
+
+// File descriptors the parent passes to the init process. 0-2 are the
+// interpreter's stdin/stdout/stderr; RunnerIn and RunnerOut are handed on to
+// the runner; Control is init's own channel to the parent.
+const (
+	FDRunnerIn  = 3
+	FDRunnerOut = 4
+	FDControl   = 5
+)
+
+// Identity of the code inside the sandbox.
+const (
+	SandboxUID = 1000
+	SandboxGID = 1000
+	Hostname   = "pybox"
+)
+
+// Config is everything the init process needs, sent by the parent as the
+// first frame on the control channel. The parent has already validated the
+// request; init trusts it.
+type Config struct {
+	// Argv is the interpreter command line (runner included).
+	Argv []string `json:"argv"`
+	// Env is the interpreter's full environment.
+	Env []string `json:"env"`
+	// Binds are host paths mounted at the same path (read-only), e.g. /usr.
+	Binds []string `json:"binds"`
+	// Symlinks are created in the new root (e.g. lib -> usr/lib).
+	Symlinks map[string]string `json:"symlinks"`
+	// EtcFiles are host files under /etc bound read-only when present.
+	EtcFiles []string `json:"etc_files"`
+	// Mounts are the user's mounts.
+	Mounts []api.Mount `json:"mounts,omitempty"`
+	// Files are input files written into /work.
+	Files []api.File `json:"files,omitempty"`
+	// DiskBytes caps each writable tmpfs.
+	DiskBytes int64 `json:"disk_bytes"`
+	// CollectFiles asks init to send back what the code left in /work,
+	// at most FilesLimit bytes in all.
+	CollectFiles bool  `json:"collect_files,omitempty"`
+	FilesLimit   int64 `json:"files_limit"`
+	// BestEffort lets init skip Landlock or seccomp when the kernel lacks
+	// them; what was skipped is reported.
+	BestEffort bool `json:"best_effort,omitempty"`
+}
+
+// Message is a frame from init to the parent.
+type Message struct {
+	// Type is "error" (setup failed at Step), "ready" (interpreter
+	// started), "exit" (interpreter ended), "file" (one collected file) or
+	// "done" (nothing follows).
+	Type  string `json:"type"`
+	Step  string `json:"step,omitempty"`
+	Error string `json:"error,omitempty"`
+
+	// ready
+	LandlockABI int      `json:"landlock_abi,omitempty"`
+	Landlock    []string `json:"landlock,omitempty"`
+	Seccomp     string   `json:"seccomp,omitempty"`
+	Missing     []string `json:"missing,omitempty"`
+
+	// exit
+	ExitCode int    `json:"exit_code,omitempty"`
+	Signal   int    `json:"signal,omitempty"`
+	CPUMS    int64  `json:"cpu_ms,omitempty"`
+	MaxRSS   int64  `json:"max_rss,omitempty"`
+	Note     string `json:"note,omitempty"`
+
+	// file
+	File *api.OutFile `json:"file,omitempty"`
+	// FilesTruncated says the files limit left some out.
+	FilesTruncated bool `json:"files_truncated,omitempty"`
+}
+
+// ErrFrameTooLarge is returned when a frame's length prefix exceeds the cap.
+var ErrFrameTooLarge = errors.New("frame too large")
+
+// WriteFrame writes v as one length-prefixed JSON frame.
+func WriteFrame(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 4+len(b))
+	binary.BigEndian.PutUint32(buf, uint32(len(b)))
+	copy(buf[4:], b)
+	_, err = w.Write(buf)
+	return err
+}
+
+// ReadFrame reads one frame of at most max bytes and decodes it into v.
+func ReadFrame(r io.Reader, max int, v any) error {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if int64(n) > int64(max) {
+		return fmt.Errorf("%w: %d bytes (max %d)", ErrFrameTooLarge, n, max)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	return json.Unmarshal(b, v)
+}

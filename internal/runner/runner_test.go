@@ -1,0 +1,569 @@
+package runner
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestMainNamespace(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "helper.py"), []byte("VALUE = 7\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code := `import os, sys, helper
+print(__name__, __file__, sys.argv, sys.path[0] == os.getcwd(), helper.VALUE)
+print(sys.modules["__main__"].__dict__ is globals())
+class C: pass
+import pickle
+print(type(pickle.loads(pickle.dumps(C()))).__name__)
+`
+	r := runFD(t, dir, NewExec(code, nil))
+	res := r.result(t)
+	if !res.OK {
+		t.Fatalf("not ok: %s", res.Error)
+	}
+	want := "__main__ main.py ['main.py'] True 7\nTrue\nC\n"
+	if r.stdout != want {
+		t.Errorf("stdout = %q, want %q", r.stdout, want)
+	}
+	if r.exitCode != 0 || r.stderr != "" {
+		t.Errorf("exit %d, stderr %q", r.exitCode, r.stderr)
+	}
+}
+
+func TestLinecacheSourceLines(t *testing.T) {
+	t.Parallel()
+	// Tracebacks printed by the user's own code show main.py source lines.
+	code := `import traceback
+def boom():
+    raise ValueError("x")  # marker
+try:
+    boom()
+except ValueError:
+    traceback.print_exc(file=__import__("sys").stdout)
+`
+	r := runCode(t, code)
+	if !strings.Contains(r.stdout, `raise ValueError("x")  # marker`) {
+		t.Errorf("user traceback lacks the source line:\n%s", r.stdout)
+	}
+}
+
+func TestTrailingExpression(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		code string
+		want string // JSON; "" = no return_value
+	}{
+		{"print", "print(1)", ""},
+		{"sum", "1 + 1", "2"},
+		{"after assignment", "x = 21\nx * 2", "42"},
+		{"none", "None", ""},
+		{"assignment last", "x = 5", ""},
+		{"empty", "", ""},
+		{"comments only", "# just a comment\n", ""},
+		{"trailing comment", "x = 3\nx\n# done\n\n", "3"},
+		{"semicolons", "x = 1; x + 1", "2"},
+		{"multi-line call", "def f(*a):\n    return sum(a)\nf(\n1,\n2)", "3"},
+		{"string in brackets", "[\n'a',\n'b'\n]", `["a","b"]`},
+		{"if block", "if True:\n    5", ""},
+		{"def last", "def f():\n    return 1", ""},
+		{"for loop", "for i in range(3):\n    i", ""},
+		{"docstring only", `"""doc"""`, `"doc"`},
+		{"triple-quoted tail", "x = 1\n\"\"\"\nx\n\"\"\"", `"\nx\n"`},
+		{"assignment of triple-quoted", "s = \"\"\"\n1\n\"\"\"", ""},
+		{"backslash", "x = 1 + \\\n2\nx", "3"},
+		{"crlf", "x = 4\r\nx\r\n", "4"},
+		{"decorator", "def d(f):\n    return f\n@d\ndef g():\n    return 1\ng()", "1"},
+		{"top-level await", "import asyncio\nawait asyncio.sleep(0)\n42", "42"},
+		{"await in expression", "import asyncio\nasync def f():\n    return 9\nawait f()", "9"},
+		{"await then statement", "import asyncio\nawait asyncio.sleep(0)\nx = 1", ""},
+		{"await in first part only", "import asyncio\nawait asyncio.sleep(0)\nx = 2\nx", "2"},
+		{"future import", "from __future__ import annotations\nx: int = 3\nx", "3"},
+		{"walrus", "(y := 6)", "6"},
+		{"lambda", "f = lambda: 1\nf()", "1"},
+		{"async with task", "import asyncio\nasync def f():\n    return 5\nt = asyncio.ensure_future(f())\nawait t", "5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res := runCode(t, tt.code).result(t)
+			if !res.OK {
+				t.Fatalf("not ok: %s", res.Error)
+			}
+			if tt.want == "" {
+				if res.ReturnValue != nil {
+					t.Errorf("return_value = %s, want none", res.ReturnValue)
+				}
+				return
+			}
+			if res.ReturnValue == nil || !jsonEq(t, res.ReturnValue, tt.want) {
+				t.Errorf("return_value = %s, want %s", res.ReturnValue, tt.want)
+			}
+		})
+	}
+}
+
+func TestReturnValueConversion(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		code string
+		want string // JSON
+	}{
+		{"tuple", "(1, 'a', None, True)", `[1,"a",null,true]`},
+		{"set", "{3, 1, 2}", `[1,2,3]`},
+		{"mixed set", "{1, 'a'}", ""},
+		{"dict keys", "{1: 'a', None: 'b', True: 'c', 2.5: 'd', (1, 2): 'e'}", `{"1":"c","null":"b","2.5":"d","(1, 2)":"e"}`},
+		{"nan inf", "[float('nan'), float('inf'), -float('inf'), 1.5]", `[null,null,null,1.5]`},
+		{"bytes", `b"caf\xc3\xa9 \xff"`, `"café ` + "\ufffd" + `"`},
+		{"bytearray", `bytearray(b"ab")`, `"ab"`},
+		{"unicode", `"héllo \u2603 \U0001F600"`, `"héllo ☃ 😀"`},
+		{"lone surrogate", `"\ud800"`, ""},
+		{"dataclass", "from dataclasses import dataclass\n@dataclass\nclass P:\n    x: int\n    y: list\nP(1, [2])", `{"x":1,"y":[2]}`},
+		{"nested dataclass", "from dataclasses import dataclass, field\n@dataclass\nclass A:\n    v: int\n@dataclass\nclass B:\n    a: A\nB(A(3))", `{"a":{"v":3}}`},
+		{"recursive list", "a = [1]\na.append(a)\na", `[1,"<recursive list>"]`},
+		{"recursive dict", "d = {}\nd['d'] = d\nd", `{"d":"<recursive dict>"}`},
+		{"shared not recursive", "x = [1]\n[x, x]", `[[1],[1]]`},
+		{"repr raises", "class Bad:\n    def __repr__(self):\n        raise RuntimeError\nBad()", `"<unrepresentable Bad>"`},
+		{"repr raises nested", "class Bad:\n    def __repr__(self):\n        raise RuntimeError\n[Bad()]", `["<unrepresentable Bad>"]`},
+		{"huge int", "import sys\nsys.set_int_max_str_digits(4300)\n10 ** 5000", `"<int with 16610 bits>"`},
+		{"big int", "2 ** 100", "1267650600228229401496703205376"},
+		{"deep nesting", "x = []\nfor _ in range(500):\n    x = [x]\nx", ""},
+		{"object repr", "class O:\n    def __repr__(self):\n        return 'O!'\nO()", `"O!"`},
+		{"complex", "1+2j", `"(1+2j)"`},
+		{"int subclass", "import enum\nclass E(enum.IntEnum):\n    A = 4\nE.A", "4"},
+		{"str subclass", "class S(str): pass\nS('s')", `"s"`},
+		{"range", "range(3)", `"range(0, 3)"`},
+		{"fake pydantic v2", "import sys, types\nm = types.ModuleType('pydantic')\nclass BaseModel:\n    def model_dump(self, mode='python'):\n        return {'mode': mode}\nm.BaseModel = BaseModel\nsys.modules['pydantic'] = m\nclass M(BaseModel): pass\nM()", `{"mode":"json"}`},
+		{"fake pydantic v1", "import sys, types\nm = types.ModuleType('pydantic')\nclass BaseModel:\n    def dict(self):\n        return {'v': 1}\nm.BaseModel = BaseModel\nsys.modules['pydantic'] = m\nclass M(BaseModel): pass\nM()", `{"v":1}`},
+		{"too large", "'x' * (5 << 20)", `"<return value too large: str>"`},
+		{"class", "int", `"<class 'int'>"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res := runCode(t, tt.code).result(t)
+			if !res.OK {
+				t.Fatalf("not ok: %s", res.Error)
+			}
+			if res.ReturnValue == nil {
+				t.Fatal("no return_value")
+			}
+			if tt.want != "" && !jsonEq(t, res.ReturnValue, tt.want) {
+				t.Errorf("return_value = %s, want %s", res.ReturnValue, tt.want)
+			}
+		})
+	}
+}
+
+func TestNumpy(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	if !pyHas("numpy") {
+		t.Skip("numpy is not importable by /usr/bin/python3 (apt-get install python3-numpy)")
+	}
+	tests := []struct{ code, want string }{
+		{"import numpy as np\nnp.arange(6).reshape(2, 3)", `[[0,1,2],[3,4,5]]`},
+		{"import numpy as np\nnp.float32(1.5)", `1.5`},
+		{"import numpy as np\nnp.int64(7)", `7`},
+		{"import numpy as np\nnp.bool_(True)", `true`},
+		{"import numpy as np\nnp.array([np.nan, 1.0])", `[null,1.0]`},
+		{"import numpy as np\n{'a': np.zeros(2)}", `{"a":[0.0,0.0]}`},
+		{"import numpy as np\nnp.array(3)", `3`},
+	}
+	for _, tt := range tests {
+		res := runCode(t, tt.code).result(t)
+		if !res.OK {
+			t.Fatalf("%q: not ok: %s", tt.code, res.Error)
+		}
+		if !jsonEq(t, res.ReturnValue, tt.want) {
+			t.Errorf("%q: return_value = %s, want %s", tt.code, res.ReturnValue, tt.want)
+		}
+	}
+}
+
+func TestGlobals(t *testing.T) {
+	t.Parallel()
+	r := runFD(t, "", NewExec("print(a, b['c'])\na + len(b)", json.RawMessage(`{"a": 40, "b": {"c": [1, "x"]}}`)))
+	res := r.result(t)
+	if !res.OK || !jsonEq(t, res.ReturnValue, "41") {
+		t.Fatalf("got %+v", res)
+	}
+	if r.stdout != "40 [1, 'x']\n" {
+		t.Errorf("stdout = %q", r.stdout)
+	}
+}
+
+func TestGlobalsNotObject(t *testing.T) {
+	t.Parallel()
+	res := runFD(t, "", NewExec("1", json.RawMessage(`[1]`))).result(t)
+	if res.OK || !strings.Contains(res.Error, "globals must be a JSON object") {
+		t.Errorf("got %+v", res)
+	}
+}
+
+func TestTraceback(t *testing.T) {
+	t.Parallel()
+	code := "import json\nx = 1\njson.loads('{')\n"
+	r := runCode(t, code)
+	res := r.result(t)
+	if res.OK {
+		t.Fatal("ok for a failing run")
+	}
+	mustPrefix(t, res.Error, "Traceback (most recent call last):\n  File \"main.py\", line 3, in <module>\n    json.loads('{')\n")
+	if !strings.Contains(res.Error, "json/decoder.py") {
+		t.Errorf("frames of called modules are missing:\n%s", res.Error)
+	}
+	if !strings.HasSuffix(res.Error, "json.decoder.JSONDecodeError: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)\n") {
+		t.Errorf("bad last line:\n%s", res.Error)
+	}
+	if strings.Contains(res.Error, "<string>") {
+		t.Errorf("runner frames leak:\n%s", res.Error)
+	}
+	if r.stderr != "" {
+		t.Errorf("runner printed to stderr: %q", r.stderr)
+	}
+	if r.exitCode != 1 {
+		t.Errorf("exit code %d, want 1", r.exitCode)
+	}
+}
+
+func TestTracebackShapes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, code, prefix, contains string
+	}{
+		{"in trailing expression", "x = 0\n1 / x", "Traceback (most recent call last):\n  File \"main.py\", line 2, in <module>\n    1 / x\n", "ZeroDivisionError: division by zero"},
+		{"in function", "def f():\n    return {}['k']\nf()", "Traceback (most recent call last):\n  File \"main.py\", line 3, in <module>\n    f()\n  File \"main.py\", line 2, in f\n", "KeyError: 'k'"},
+		{"under await", "import asyncio\nasync def f():\n    raise ValueError('v')\nawait f()", "Traceback (most recent call last):\n  File \"main.py\", line 4, in <module>\n", "ValueError: v"},
+		{"chained", "try:\n    1/0\nexcept Exception as e:\n    raise KeyError('k') from e", "Traceback (most recent call last):\n  File \"main.py\", line 2, in <module>\n", "The above exception was the direct cause"},
+		{"keyboard interrupt", "raise KeyboardInterrupt", "Traceback (most recent call last):\n  File \"main.py\", line 1, in <module>\n", "KeyboardInterrupt"},
+		{"recursion", "def f():\n    f()\nf()", "Traceback (most recent call last):\n  File \"main.py\", line 3, in <module>\n", "RecursionError"},
+		{"syntax error", "x = (\n", "  File \"main.py\", line 1\n    x = (\n        ^\nSyntaxError: '(' was never closed", ""},
+		{"syntax error later", "x = 1\ny = 2\nfor\n", "  File \"main.py\", line 3\n", "SyntaxError: invalid syntax"},
+		{"syntax error after expression", "x = 1\ny = )\nx", "  File \"main.py\", line 2\n", "SyntaxError: unmatched ')'"},
+		{"indentation error", "  x = 1", "  File \"main.py\", line 1\n", "IndentationError: unexpected indent"},
+		{"null byte", "x = 1\x00", "", "null"},
+		{"future not first", "x = 1\nfrom __future__ import annotations", "  File \"main.py\", line 2\n", "SyntaxError: from __future__ imports must occur at the beginning of the file"},
+		{"error in imported module", "import os\nos.listdir('/nonexistent-dir')", "Traceback (most recent call last):\n  File \"main.py\", line 2, in <module>\n", "FileNotFoundError"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := runCode(t, tt.code)
+			res := r.result(t)
+			if res.OK {
+				t.Fatal("ok for a failing run")
+			}
+			mustPrefix(t, res.Error, tt.prefix)
+			if !strings.Contains(res.Error, tt.contains) {
+				t.Errorf("error lacks %q:\n%s", tt.contains, res.Error)
+			}
+			if strings.Contains(res.Error, "<string>") || strings.Contains(res.Error, "asyncio/runners.py") {
+				t.Errorf("runner frames leak:\n%s", res.Error)
+			}
+			if r.stderr != "" {
+				t.Errorf("stderr = %q", r.stderr)
+			}
+			if res.ExitCode != nil {
+				t.Errorf("exit_code set: %d", *res.ExitCode)
+			}
+		})
+	}
+}
+
+func TestSystemExit(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		code     string
+		ok       bool
+		exit     int
+		stderr   string
+		stdoutOK string
+	}{
+		{"code 3", "import sys\nprint('before')\nsys.exit(3)\nprint('after')", false, 3, "", "before\n"},
+		{"code 0", "import sys\nsys.exit(0)", true, 0, "", ""},
+		{"no code", "import sys\nsys.exit()", true, 0, "", ""},
+		{"message", "import sys\nsys.exit('bye now')", false, 1, "bye now\n", ""},
+		{"raise SystemExit", "raise SystemExit(5)", false, 5, "", ""},
+		{"negative", "import sys\nsys.exit(-1)", false, 255, "", ""},
+		{"under await", "import asyncio, sys\nawait asyncio.sleep(0)\nsys.exit(4)", false, 4, "", ""},
+		{"in trailing expression", "import sys\nsys.exit(6)", false, 6, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			// A second exec must not run: the runner exits after the first.
+			r := runFD(t, "", NewExec(tt.code, nil), NewExec("print('second')", nil))
+			res := r.result(t)
+			if res.OK != tt.ok || res.ExitCode == nil || *res.ExitCode != tt.exit {
+				t.Fatalf("got ok=%v exit_code=%v error=%q, want ok=%v exit_code=%d", res.OK, res.ExitCode, res.Error, tt.ok, tt.exit)
+			}
+			if r.exitCode != tt.exit {
+				t.Errorf("process exit code %d, want %d", r.exitCode, tt.exit)
+			}
+			if r.stderr != tt.stderr {
+				t.Errorf("stderr = %q, want %q", r.stderr, tt.stderr)
+			}
+			if r.stdout != tt.stdoutOK {
+				t.Errorf("stdout = %q, want %q", r.stdout, tt.stdoutOK)
+			}
+			if res.Error != "" {
+				t.Errorf("error set for SystemExit: %q", res.Error)
+			}
+		})
+	}
+}
+
+func TestFlushBeforeResult(t *testing.T) {
+	t.Parallel()
+	// os._exit skips every flush: output of the first exec survives only if
+	// the runner flushed it before sending the first result.
+	r := runFD(t, "",
+		NewExec("import sys\nprint('out', end='')\nsys.stderr.write('err')", nil),
+		NewExec("import os\nos._exit(0)", nil))
+	if len(r.results()) != 1 {
+		t.Fatalf("frames: %+v", r.msgs)
+	}
+	if r.stdout != "out" || r.stderr != "err" {
+		t.Errorf("stdout %q stderr %q, want %q %q", r.stdout, r.stderr, "out", "err")
+	}
+}
+
+func TestSessionPersists(t *testing.T) {
+	t.Parallel()
+	r := runFD(t, "",
+		NewExec("import math\nx = 5", nil),
+		NewExec("1/0", nil),
+		NewExec("x + math.floor(1.5)", nil))
+	res := r.results()
+	if len(res) != 3 {
+		t.Fatalf("got %d results", len(res))
+	}
+	if !res[0].OK || res[1].OK || !res[2].OK || !jsonEq(t, res[2].ReturnValue, "6") {
+		t.Errorf("results %+v", res)
+	}
+	mustPrefix(t, res[1].Error, "Traceback (most recent call last):\n  File \"main.py\", line 1, in <module>\n    1/0\n")
+	if r.exitCode != 0 {
+		t.Errorf("exit code %d, want 0 (last exec succeeded)", r.exitCode)
+	}
+}
+
+func TestBadFrames(t *testing.T) {
+	t.Parallel()
+	r := runFD(t, "", Exec{Type: "nonsense", Code: "print(1)"}, NewExec("2", nil))
+	res := r.results()
+	if len(res) != 2 {
+		t.Fatalf("got %d results", len(res))
+	}
+	if res[0].OK || !strings.Contains(res[0].Error, "bad frame") || r.stdout != "" {
+		t.Errorf("bad frame answered %+v, stdout %q", res[0], r.stdout)
+	}
+	if !res[1].OK || !jsonEq(t, res[1].ReturnValue, "2") {
+		t.Errorf("after a bad frame: %+v", res[1])
+	}
+}
+
+func TestHiddenFDs(t *testing.T) {
+	t.Parallel()
+	code := `import os, fcntl, subprocess
+fds = sorted(int(f) for f in os.listdir('/proc/self/fd'))
+print(3 in fds, 4 in fds)
+high = [f for f in fds if f >= 100]
+print(len(high), all(fcntl.fcntl(f, fcntl.F_GETFD) & fcntl.FD_CLOEXEC for f in high))
+child = subprocess.run(['ls', '/proc/self/fd'], capture_output=True, text=True, close_fds=False).stdout.split()
+print(sorted(int(f) for f in child if int(f) >= 3))
+`
+	r := runCode(t, code)
+	res := r.result(t)
+	if !res.OK {
+		t.Fatal(res.Error)
+	}
+	// ls itself opens one fd (3) for the directory it lists.
+	if want := "False False\n2 True\n[3]\n"; r.stdout != want {
+		t.Errorf("stdout = %q, want %q", r.stdout, want)
+	}
+}
+
+func TestPathMode(t *testing.T) {
+	t.Parallel()
+	r := runPaths(t, NewExec("print('hi')\nx = 2", nil), NewExec("x * 21", nil), NewExec("import sys\nsys.exit(2)", nil))
+	res := r.results()
+	if len(res) != 3 || !jsonEq(t, res[1].ReturnValue, "42") || res[2].ExitCode == nil || *res[2].ExitCode != 2 {
+		t.Fatalf("results %+v", res)
+	}
+	if r.stdout != "hi\n" || r.exitCode != 2 {
+		t.Errorf("stdout %q exit %d", r.stdout, r.exitCode)
+	}
+}
+
+func TestCompileWarningsShownOnce(t *testing.T) {
+	t.Parallel()
+	r := runCode(t, "x = 1\ny = x is 1\ny")
+	res := r.result(t)
+	if !res.OK || !jsonEq(t, res.ReturnValue, "true") {
+		t.Fatalf("got %+v", res)
+	}
+	if n := strings.Count(r.stderr, "SyntaxWarning"); n != 1 {
+		t.Errorf("SyntaxWarning shown %d times, want 1:\n%s", n, r.stderr)
+	}
+}
+
+// TestSplitMatchesAST checks the AST-free split of the last statement against
+// the AST one on a corpus, by running both in fresh namespaces.
+func TestSplitMatchesAST(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	corpus := []string{
+		"", "\n\n", "# c", "1", "x = 1", "x = 1\nx", "x = 1; x", "x = 1; y = 2", "a = 1\nb = 2; a + b",
+		"if 1:\n    2\nelse:\n    3", "try:\n    1\nexcept E:\n    2\nfinally:\n    3",
+		"def f():\n    return 1\n\n\nf()\n", "f = (\n1,\n2)\nf", "(\n1,\n2)", "[\n1\n]\n# end",
+		"s = '''\nx\n'''", "'''\nx\n'''", "s = '''\n'''; t = '''\nx\n'''\nt", "x = 1\n'''\n1\n''' + '''\n2\n'''",
+		"x = 1 + \\\n2", "x = 1 + \\\n2\nx", "@staticmethod\ndef f(): pass", "class C:\n    x = 1\nC.x",
+		"match 1:\n    case 1:\n        r = 'one'\nr", "match = 3\nmatch", "import asyncio\nawait asyncio.sleep(0)",
+		"lambda: 1", "x = [i for i in\nrange(3)]\nx", "print(1)\nprint(2)", "x = 1\n\n  # indented comment\nx",
+		"async def f():\n    return 1\nawait f()", "with open('/dev/null') as f:\n    pass\nf.closed",
+		"x = {\n'a': 1,\n'b': 2,\n'c': 3,\n'd': 4,\n'e': 5,\n'f': 6,\n'g': 7,\n'h': 8,\n'i': 9,\n'j': 10,\n'k': 11,\n'l': 12\n}",
+		"{\n'a': 1,\n'b': 2,\n'c': 3,\n'd': 4,\n'e': 5,\n'f': 6,\n'g': 7,\n'h': 8,\n'i': 9,\n'j': 10,\n'k': 11,\n'l': 12\n}",
+		"x = 1\ny = (", "x = )", "1 +", "def f(:\n    pass\n1", "x = 1\nglobal x\nx", "x: int = 4\nx",
+		"del x", "x = 2\nx if x else 3", "\\\n1", "'a' 'b'\n'c'", "x = 1 ;", "x = 1\n;",
+	}
+	harness := `import sys, json
+src = sys.stdin.read()
+ns = {"__name__": "pybox_runner_test"}
+exec(compile(open(sys.argv[1]).read(), "runner.py", "exec"), ns)
+def outcome(s, use_ast):
+    ns["USE_AST"] = use_ast
+    try:
+        body, expr = ns["split"](s)
+    except SyntaxError as e:
+        return ["SyntaxError", e.lineno, e.msg]
+    g = {"__name__": "__main__"}
+    try:
+        v = ns["_run"](body, expr, g)
+    except Exception as e:
+        return ["raised", type(e).__name__, str(e)]
+    return ["ok", expr is not None, repr(v), sorted(k for k in g if k != "__builtins__")]
+bad = []
+for s in json.loads(src):
+    a, b = outcome(s, False), outcome(s, True)
+    if a != b:
+        bad.append([s, a, b])
+print(json.dumps(bad))
+`
+	dir := t.TempDir()
+	rp := filepath.Join(dir, "runner.py")
+	if err := os.WriteFile(rp, []byte(Source), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := json.Marshal(corpus)
+	cmd := exec.Command(python, "-I", "-B", "-c", harness, rp)
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader(string(in))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("harness: %v\n%s", err, out)
+	}
+	var bad [][]any
+	if err := json.Unmarshal(out, &bad); err != nil {
+		t.Fatalf("harness output %q: %v", out, err)
+	}
+	for _, b := range bad {
+		t.Errorf("split differs for %q: fast %v, ast %v", b[0], b[1], b[2])
+	}
+}
+
+func TestDisplay(t *testing.T) {
+	t.Parallel()
+	code := `class H:
+    def _repr_html_(self):
+        return '<b>h</b>'
+print('a')
+display(1, H())
+print('b')
+`
+	r := runCode(t, code)
+	if len(r.msgs) != 3 {
+		t.Fatalf("frames %+v", r.msgs)
+	}
+	if m := r.msgs[0]; m.Type != TypeDisplay || m.MIME != "text/plain" || m.Data != "1" {
+		t.Errorf("frame 0 = %+v", m)
+	}
+	if m := r.msgs[1]; m.Type != TypeDisplay || m.MIME != "text/html" || m.Data != "<b>h</b>" {
+		t.Errorf("frame 1 = %+v", m)
+	}
+	if r.msgs[2].Type != TypeResult || !r.msgs[2].OK || r.stdout != "a\nb\n" {
+		t.Errorf("result %+v stdout %q", r.msgs[2], r.stdout)
+	}
+}
+
+func TestMatplotlibFigures(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	if !pyHas("matplotlib") {
+		t.Skip("matplotlib is not importable by /usr/bin/python3 (apt-get install python3-matplotlib)")
+	}
+	code := `import matplotlib.pyplot as plt
+plt.plot([1, 2, 3])
+plt.show()
+fig = plt.figure()
+display(fig)
+plt.figure()
+plt.get_fignums()
+`
+	r := runFD(t, "", NewExec(code, nil), NewExec("import matplotlib.pyplot as plt\nplt.get_fignums()", nil))
+	var pngs int
+	for _, m := range r.msgs {
+		if m.Type != TypeDisplay {
+			continue
+		}
+		if m.MIME != "image/png" {
+			t.Errorf("display %s", m.MIME)
+			continue
+		}
+		b, err := base64.StdEncoding.DecodeString(m.Data)
+		if err != nil || !strings.HasPrefix(string(b), "\x89PNG\r\n\x1a\n") {
+			t.Errorf("display data is not a base64 PNG (%v)", err)
+		}
+		pngs++
+	}
+	// plt.show() sends figure 1; display(fig) figure 2; the end of the exec
+	// sends the figures still open (2 and 3) and closes them.
+	res := r.results()
+	if len(res) != 2 || !res[0].OK || !res[1].OK {
+		t.Fatalf("results %+v", res)
+	}
+	if !jsonEq(t, res[0].ReturnValue, "[2,3]") || !jsonEq(t, res[1].ReturnValue, "[]") {
+		t.Errorf("figures left open: %s then %s", res[0].ReturnValue, res[1].ReturnValue)
+	}
+	if pngs != 4 {
+		t.Errorf("got %d PNG frames, want 4", pngs)
+	}
+	if strings.Contains(r.stderr, "Warning") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+}
+
+func TestPandasHTML(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	if !pyHas("pandas") {
+		t.Skip("pandas is not importable by /usr/bin/python3 (apt-get install python3-pandas)")
+	}
+	r := runCode(t, "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2]})\ndisplay(df)\ndf")
+	if len(r.msgs) != 2 || r.msgs[0].MIME != "text/html" || !strings.Contains(r.msgs[0].Data, "<table") {
+		t.Fatalf("frames %+v", r.msgs)
+	}
+	res := r.result(t)
+	if !res.OK || !strings.Contains(string(res.ReturnValue), "a") {
+		t.Errorf("result %+v", res)
+	}
+}

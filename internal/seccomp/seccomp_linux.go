@@ -1,0 +1,189 @@
+package seccomp
+
+import (
+	"fmt"
+	"runtime"
+	"unsafe"
+
+	libseccomp "github.com/elastic/go-seccomp-bpf"
+	"github.com/elastic/go-seccomp-bpf/arch"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// Offsets into struct seccomp_data.
+const (
+	offNr   = 0
+	offArch = 4
+	offArgs = 16
+)
+
+// x32Bit marks x32 syscall numbers on x86_64.
+const x32Bit = 0x40000000
+
+// Build assembles the filter for this architecture without installing it.
+func Build(opts Options) ([]bpf.Instruction, Info, error) {
+	info, err := arch.GetInfo("")
+	if err != nil {
+		return nil, Info{}, fmt.Errorf("seccomp: %w", err)
+	}
+
+	prefix, err := argPrefix(info)
+	if err != nil {
+		return nil, Info{}, err
+	}
+
+	epermGroup := libseccomp.SyscallGroup{Action: libseccomp.ActionErrno | libseccomp.Action(unix.EPERM)}
+	enosysGroup := libseccomp.SyscallGroup{Action: libseccomp.ActionErrno | libseccomp.Action(unix.ENOSYS)}
+	for _, d := range denyList {
+		if _, ok := info.SyscallNames[d.name]; !ok {
+			if info.ID == arch.X86_64.ID {
+				// The list is written for x86_64: a missing name is a typo.
+				return nil, Info{}, fmt.Errorf("seccomp: unknown syscall %q on %s", d.name, info.Name)
+			}
+			continue
+		}
+		switch d.errno {
+		case enosys:
+			enosysGroup.Names = append(enosysGroup.Names, d.name)
+		default:
+			epermGroup.Names = append(epermGroup.Names, d.name)
+		}
+	}
+	epermGroup.NamesWithCondtions = []libseccomp.NameWithConditions{{
+		Name: "clone",
+		Conditions: libseccomp.ArgumentConditions{{
+			Argument: 0, Operation: libseccomp.BitsSet, Value: cloneNewFlags,
+		}},
+	}}
+
+	policy := libseccomp.Policy{
+		DefaultAction: libseccomp.ActionAllow,
+		Syscalls:      []libseccomp.SyscallGroup{enosysGroup, epermGroup},
+	}
+	body, err := policy.Assemble()
+	if err != nil {
+		return nil, Info{}, fmt.Errorf("seccomp: assemble the deny-list: %w", err)
+	}
+
+	prog := append(prefix, body...)
+	if _, err := bpf.Assemble(prog); err != nil {
+		return nil, Info{}, fmt.Errorf("seccomp: assemble the filter: %w", err)
+	}
+	n := len(enosysGroup.Names) + len(epermGroup.Names) + 3 // clone, ioctl, personality
+	return prog, Info{
+		Syscalls:     n,
+		Instructions: len(prog),
+		Summary: fmt.Sprintf("deny-list: %d syscalls incl. clone namespace flags, ioctl TIOCSTI/TIOCLINUX, personality; %s",
+			n, archSummary(info)),
+	}, nil
+}
+
+func archSummary(info *arch.Info) string {
+	if info.ID == arch.X86_64.ID {
+		return "i386 killed, x32 ENOSYS"
+	}
+	return "foreign architectures killed"
+}
+
+// argPrefix returns the hand-written start of the filter: the architecture
+// check and the argument filters on 32-bit arguments. On a match it returns;
+// otherwise it falls through to go-seccomp-bpf's program, which reloads what
+// it needs.
+func argPrefix(info *arch.Info) ([]bpf.Instruction, error) {
+	ioctl, ok1 := info.SyscallNames["ioctl"]
+	personality, ok2 := info.SyscallNames["personality"]
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("seccomp: ioctl or personality missing from the %s table", info.Name)
+	}
+	errno := func(e unix.Errno) bpf.Instruction {
+		return bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(e)}
+	}
+	lo := func(arg uint32) bpf.Instruction {
+		return bpf.LoadAbsolute{Off: argLo(arg), Size: 4}
+	}
+
+	p := []bpf.Instruction{
+		bpf.LoadAbsolute{Off: offArch, Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(info.ID), SkipTrue: 1},
+		bpf.RetConstant{Val: unix.SECCOMP_RET_KILL_PROCESS},
+		bpf.LoadAbsolute{Off: offNr, Size: 4},
+	}
+	if info.ID == arch.X86_64.ID {
+		p = append(p,
+			bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: x32Bit, SkipFalse: 1},
+			errno(unix.ENOSYS),
+		)
+	}
+	p = append(p,
+		// ioctl(fd, cmd): cmd is an unsigned int. An allowed ioctl
+		// jumps past the personality block too, since A no longer holds
+		// the syscall number.
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(ioctl), SkipTrue: 4},
+		lo(1),
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: tiocsti, SkipTrue: 1},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: tioclinux, SkipTrue: 6},
+		errno(unix.EPERM),
+		// personality(persona): persona is an unsigned int. Jumps land on
+		// the first instruction after the prefix.
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(personality), SkipTrue: 4},
+		lo(0),
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: perLinux, SkipTrue: 2},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: personalityGet, SkipTrue: 1},
+		errno(unix.EPERM),
+	)
+	return p, nil
+}
+
+// argLo is the offset of the low 32 bits of syscall argument arg.
+func argLo(arg uint32) uint32 {
+	off := uint32(offArgs + 8*arg)
+	if !littleEndian() {
+		off += 4
+	}
+	return off
+}
+
+func littleEndian() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}
+
+// Install sets no_new_privs and loads the filter on every thread of this
+// process (SECCOMP_FILTER_FLAG_TSYNC). It cannot be undone: call it only in
+// the sandbox init or in a test subprocess.
+func Install(opts Options) (Info, error) {
+	prog, info, err := Build(opts)
+	if err != nil {
+		return Info{}, err
+	}
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		return Info{}, fmt.Errorf("seccomp: assemble the filter: %w", err)
+	}
+	filter := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return Info{}, fmt.Errorf("seccomp: set no_new_privs: %w", err)
+	}
+	r, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
+		unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&fprog)))
+	runtime.KeepAlive(filter)
+	switch {
+	case errno != 0:
+		return Info{}, fmt.Errorf("seccomp: load the filter: %w", errno)
+	case r != 0:
+		// TSYNC failed: r is the id of a thread that could not be synced.
+		return Info{}, fmt.Errorf("seccomp: load the filter: thread %d cannot be synchronized", r)
+	}
+	return info, nil
+}
+
+// Supported reports whether the kernel has seccomp filter mode.
+func Supported() bool {
+	return libseccomp.Supported()
+}
