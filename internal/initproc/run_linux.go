@@ -65,6 +65,12 @@ var steps = []step{
 
 func run() {
 	runtime.LockOSThread()
+	// Nothing but fds 0-4 may reach the interpreter: every other fd this
+	// process inherited (from whatever started pybox) and the control
+	// socket become close-on-exec.
+	if err := unix.CloseRange(FDControl, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		os.Exit(255)
+	}
 	ctrl := os.NewFile(FDControl, "control")
 	s := &state{ctrl: ctrl}
 	if err := ReadFrame(ctrl, maxConfig, &s.cfg); err != nil {

@@ -2,8 +2,6 @@ package native
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -80,6 +79,10 @@ func newBackend() (backend.Backend, error) {
 		}
 	}
 	b.cg, b.cgErr = cgroup.Detect()
+	if b.cgErr == nil {
+		// Groups left by a pybox that crashed mid-run.
+		_ = cgroup.Cleanup()
+	}
 	return b, nil
 }
 
@@ -94,11 +97,8 @@ type SetupError struct {
 
 func (e *SetupError) Error() string { return "sandbox setup failed at " + e.Step + ": " + e.Err }
 
-func newID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+// runSeq numbers runs for unique cgroup names.
+var runSeq atomic.Uint64
 
 // run is the state of one execution.
 type run struct {
@@ -220,7 +220,7 @@ func (b *nativeBackend) run(ctx context.Context, r *run) error {
 	// cgroup: memory (+swap), pids, cpu.
 	var cg *cgroup.Group
 	if b.cgErr == nil {
-		cg, err = cgroup.New("run-"+newID(), cgroup.Limits{MemoryBytes: int64(req.Memory), Pids: req.Pids, CPUs: req.CPUs})
+		cg, err = cgroup.New(cgroup.RunName(runSeq.Add(1)), cgroup.Limits{MemoryBytes: int64(req.Memory), Pids: req.Pids, CPUs: req.CPUs, AllowSwap: req.BestEffort})
 	} else {
 		err = b.cgErr
 	}
