@@ -15,3 +15,8 @@ func MaybeRun() {
 		os.Exit(255)
 	}
 }
+
+// init dispatches as early as Go allows: package initialisation runs in
+// dependency order, so the sandbox init starts before the packages it does
+// not import (HTTP, MCP, metrics, wazero) spend time initialising.
+func init() { MaybeRun() }
