@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/pybox-dev/pybox/internal/api"
 )
 
@@ -53,6 +55,8 @@ type Config struct {
 	// BestEffort lets init skip Landlock or seccomp when the kernel lacks
 	// them; what was skipped is reported.
 	BestEffort bool `json:"best_effort,omitempty"`
+	// Trace asks init to report how long each step took.
+	Trace bool `json:"trace,omitempty"`
 }
 
 // Message is a frame from init to the parent.
@@ -69,6 +73,9 @@ type Message struct {
 	Landlock    []string `json:"landlock,omitempty"`
 	Seccomp     string   `json:"seccomp,omitempty"`
 	Missing     []string `json:"missing,omitempty"`
+	// Steps is "name=µs" per containment step, when Config.Trace is set;
+	// "start" is the time from process start to reading the config.
+	Steps []string `json:"steps,omitempty"`
 
 	// exit
 	ExitCode int    `json:"exit_code,omitempty"`
@@ -81,6 +88,14 @@ type Message struct {
 	File *api.OutFile `json:"file,omitempty"`
 	// FilesTruncated says the files limit left some out.
 	FilesTruncated bool `json:"files_truncated,omitempty"`
+}
+
+// MonoNow is CLOCK_MONOTONIC in ns: comparable across processes, unlike
+// time.Now's monotonic reading. Used for tracing.
+func MonoNow() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
 }
 
 // ErrFrameTooLarge is returned when a frame's length prefix exceeds the cap.

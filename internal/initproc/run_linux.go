@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -76,9 +77,16 @@ func run() {
 	if err := ReadFrame(ctrl, maxConfig, &s.cfg); err != nil {
 		fail(ctrl, "config", err)
 	}
+	if s.cfg.Trace {
+		s.ready.Steps = append(s.ready.Steps, fmt.Sprintf("config-read-at=%d", MonoNow()/1e3))
+	}
 	for _, st := range steps {
+		t0 := time.Now()
 		if err := st.fn(s); err != nil {
 			fail(ctrl, st.name, err)
+		}
+		if s.cfg.Trace {
+			s.ready.Steps = append(s.ready.Steps, fmt.Sprintf("%s=%d", st.name, time.Since(t0).Microseconds()))
 		}
 	}
 	s.ready.Type = "ready"
@@ -437,6 +445,7 @@ func applyLandlock(s *state) error {
 		RWFiles:    []string{"/dev/null", "/dev/zero", "/dev/full"},
 		DenyNet:    true,
 		Scope:      true,
+		ThisThread: true,
 		BestEffort: s.cfg.BestEffort,
 	})
 	if err != nil {

@@ -45,6 +45,11 @@ type Config struct {
 	// Scope forbids connecting to abstract unix sockets and signalling
 	// processes outside this Landlock domain (ABI 6).
 	Scope bool `json:"scope,omitempty"`
+	// ThisThread restricts only the calling OS thread (locked with
+	// runtime.LockOSThread) and the processes it starts afterwards, instead
+	// of every thread of the Go process. Cheaper; used by the sandbox init,
+	// which forks the interpreter from its locked main thread.
+	ThisThread bool `json:"this_thread,omitempty"`
 	// BestEffort enforces what the host supports and reports the rest in
 	// Info.Missing instead of failing.
 	BestEffort bool `json:"best_effort,omitempty"`

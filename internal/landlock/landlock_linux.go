@@ -40,6 +40,12 @@ func Restrict(c Config) (Info, error) {
 	if err != nil || len(info.Enforced) == 0 {
 		return info, err
 	}
+	if c.ThisThread {
+		if err := restrictThisThread(c, cfg); err != nil {
+			return Info{ABI: abi}, err
+		}
+		return info, nil
+	}
 	rw := landlock.RWDirs(c.RW...)
 	if abi >= 2 {
 		rw = rw.WithRefer()

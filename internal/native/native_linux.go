@@ -97,6 +97,10 @@ type SetupError struct {
 
 func (e *SetupError) Error() string { return "sandbox setup failed at " + e.Step + ": " + e.Err }
 
+// trace makes every run print init's per-step timings to stderr
+// (PYBOX_TRACE=1), for profiling the set-up path.
+var trace = os.Getenv("PYBOX_TRACE") == "1"
+
 // runSeq numbers runs for unique cgroup names.
 var runSeq atomic.Uint64
 
@@ -206,6 +210,7 @@ func (b *nativeBackend) config(req *api.Request) (*initproc.Config, error) {
 		CollectFiles: req.CollectFiles,
 		FilesLimit:   int64(req.FilesLimit),
 		BestEffort:   req.BestEffort,
+		Trace:        trace,
 	}, nil
 }
 
@@ -302,9 +307,11 @@ func (b *nativeBackend) run(ctx context.Context, r *run) error {
 		ExtraFiles:  []*os.File{rinR, routW, ctrlChild},
 		SysProcAttr: attr,
 	}
+	started, startedMono := time.Now(), initproc.MonoNow()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start sandbox init: %w", err)
 	}
+	cmdStarted := time.Now()
 	// From here on the init process must be reaped whatever happens.
 	waited := false
 	defer func() {
@@ -380,6 +387,10 @@ func (b *nativeBackend) run(ctx context.Context, r *run) error {
 				kill()
 				return
 			case "ready":
+				if trace {
+					fmt.Fprintf(os.Stderr, "pybox trace: start=%dµs ready after %dµs; steps (µs): %s\n",
+						cmdStarted.Sub(started).Microseconds(), time.Since(started).Microseconds(), strings.Join(m.Steps, " ")+fmt.Sprintf(" (start mono %d)", startedMono/1e3))
+				}
 				mm := m
 				ready = &mm
 			case "exit":
