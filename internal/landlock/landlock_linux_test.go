@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -224,5 +225,33 @@ func TestRestrict_scope(t *testing.T) {
 		err = self.Wait()
 		var exitErr *exec.ExitError
 		require.True(t, errors.As(err, &exitErr), "sleep: %v", err)
+	})
+}
+
+// TestRestrict_thisThread: the thread-local mode restricts the locked thread
+// and the processes it starts, with the same rules as the all-threads mode.
+func TestRestrict_thisThread(t *testing.T) {
+	require.Landlock(t, 6)
+	sbtest.RunInSubprocess(t, func() {
+		runtime.LockOSThread()
+		dir := sbtest.TempDir(t)
+		info, err := Restrict(Config{RO: []string{"/usr"}, RW: []string{dir}, RWFiles: []string{"/dev/null"},
+			DenyNet: true, Scope: true, ThisThread: true})
+		require.NoError(t, err)
+		require.Equal(t, []string{"filesystem", "network", "scope"}, info.Enforced)
+
+		_, err = os.ReadFile("/etc/hostname")
+		require.ErrorIs(t, err, unix.EACCES, "read outside RO")
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o600), "write under RW")
+		err = os.WriteFile("/usr/pybox-landlock-test", []byte("x"), 0o600)
+		require.ErrorIs(t, err, unix.EACCES, "create under RO")
+
+		// A child started from this thread inherits the domain.
+		pid, err := syscall.ForkExec("/usr/bin/cat", []string{"cat", "/etc/hostname"}, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}})
+		require.NoError(t, err)
+		var ws syscall.WaitStatus
+		_, err = syscall.Wait4(pid, &ws, 0, nil)
+		require.NoError(t, err)
+		require.Equal(t, 1, ws.ExitStatus(), "cat of a denied file must fail")
 	})
 }
