@@ -5,7 +5,7 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN := bin/pybox
 # Debian packages the demo and the tests use.
 DEB_RUNTIME := python3 python3-numpy python3-pandas python3-matplotlib
-DEB_TEST := $(DEB_RUNTIME) bubblewrap strace hyperfine iproute2 procps
+DEB_TEST := $(DEB_RUNTIME) bubblewrap strace hyperfine iproute2 procps time
 TEST_TIMEOUT ?= 25m
 
 .DEFAULT_GOAL := help

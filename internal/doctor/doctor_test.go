@@ -4,10 +4,14 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/pybox-dev/pybox/internal/testing/require"
 )
+
+// hostReport runs the probes once for every test that looks at this host.
+var hostReport = sync.OnceValue(Check)
 
 func find(t *testing.T, r Report, name string) Item {
 	t.Helper()
@@ -21,7 +25,7 @@ func find(t *testing.T, r Report, name string) Item {
 }
 
 func TestCheckHost(t *testing.T) {
-	r := Check()
+	r := hostReport()
 	want := []string{NameUserNS, NameSeccomp, NameLandlock, NameCgroup, NamePython, NameNumpy, NamePandas, NameMatplotlib, NameRunsc, NameKVM}
 	if len(r.Checks) != len(want) {
 		t.Fatalf("got %d checks, want %d: %+v", len(r.Checks), len(want), r.Checks)
@@ -60,7 +64,7 @@ func TestCheckHost(t *testing.T) {
 
 // The probes must agree with the independent checks of the require package.
 func TestProbesMatchKernel(t *testing.T) {
-	r := Check()
+	r := hostReport()
 	if got, want := r.LandlockABI > 0, require.LandlockABI() > 0; got != want {
 		t.Errorf("landlock available = %v, require.LandlockABI says %v", got, want)
 	}

@@ -28,6 +28,11 @@ const (
 	Hostname   = "pybox"
 )
 
+// InitThreads is how many tasks the pids limit reserves for the init
+// process's own threads (a Go process runs several), so that Request.Pids
+// counts the user's processes and threads only.
+const InitThreads = 8
+
 // Config is everything the init process needs, sent by the parent as the
 // first frame on the control channel. The parent has already validated the
 // request; init trusts it.

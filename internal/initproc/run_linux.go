@@ -66,6 +66,9 @@ var steps = []step{
 
 func run() {
 	runtime.LockOSThread()
+	// Init is sequential: one P keeps its thread count (which the pids
+	// limit counts, see InitThreads) and its CPU use low.
+	runtime.GOMAXPROCS(1)
 	// Nothing but fds 0-4 may reach the interpreter: every other fd this
 	// process inherited (from whatever started pybox) and the control
 	// socket become close-on-exec.

@@ -225,7 +225,7 @@ func (b *nativeBackend) run(ctx context.Context, r *run) error {
 	// cgroup: memory (+swap), pids, cpu.
 	var cg *cgroup.Group
 	if b.cgErr == nil {
-		cg, err = cgroup.New(cgroup.RunName(runSeq.Add(1)), cgroup.Limits{MemoryBytes: int64(req.Memory), Pids: req.Pids, CPUs: req.CPUs, AllowSwap: req.BestEffort})
+		cg, err = cgroup.New(cgroup.RunName(runSeq.Add(1)), cgroup.Limits{MemoryBytes: int64(req.Memory), Pids: req.Pids + initproc.InitThreads, CPUs: req.CPUs, AllowSwap: req.BestEffort})
 	} else {
 		err = b.cgErr
 	}

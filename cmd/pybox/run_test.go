@@ -1,0 +1,292 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/pybox-dev/pybox"
+	"github.com/pybox-dev/pybox/internal/testing/require"
+)
+
+// backendErr is why the native backend cannot run code here, or "".
+var backendErr = sync.OnceValue(func() string {
+	o, err := runProbe()
+	if err != nil {
+		return err.Error()
+	}
+	return o
+})
+
+func runProbe() (string, error) {
+	out, err := exec.Command(bin, "run", "--json", "-c", "print(1)").Output()
+	var res pybox.Result
+	if jerr := json.Unmarshal(out, &res); jerr != nil {
+		if err != nil {
+			return "", err
+		}
+		return "", jerr
+	}
+	if res.Status != pybox.StatusSuccess {
+		return res.Status + ": " + res.Error, nil
+	}
+	return "", nil
+}
+
+// needBackend skips (or, with PYBOX_REQUIRE_ISOLATION=1, fails) when the
+// default backend cannot run code on this host.
+func needBackend(t *testing.T) {
+	t.Helper()
+	why := backendErr()
+	require.Feature(t, why == "", "the native backend cannot run code here: %s", why)
+}
+
+func runJSON(t *testing.T, stdin string, args ...string) (outcome, pybox.Result) {
+	t.Helper()
+	o := runBin(t, stdin, append([]string{"run", "--json"}, args...)...)
+	var res pybox.Result
+	dec := json.NewDecoder(strings.NewReader(o.stdout))
+	if err := dec.Decode(&res); err != nil {
+		t.Fatalf("stdout is not a Result: %v\n%q (stderr %q)", err, o.stdout, o.stderr)
+	}
+	if dec.More() {
+		t.Fatalf("stdout holds more than one JSON value: %q", o.stdout)
+	}
+	return o, res
+}
+
+func TestRunPrint(t *testing.T) {
+	needBackend(t)
+	o := runBin(t, "", "run", "-c", "print(1)")
+	if o.code != 0 || o.stdout != "1\n" || o.stderr != "" {
+		t.Errorf("run -c 'print(1)': exit %d, stdout %q, stderr %q", o.code, o.stdout, o.stderr)
+	}
+}
+
+func TestRunJSON(t *testing.T) {
+	needBackend(t)
+	o, res := runJSON(t, "", "-c", "import sys; print(1); print('e', file=sys.stderr)")
+	if o.code != 0 || res.Status != pybox.StatusSuccess || res.Stdout != "1\n" || res.Stderr != "e\n" || res.ExitCode != 0 {
+		t.Errorf("exit %d, result %+v", o.code, res)
+	}
+	if o.stderr != "" {
+		t.Errorf("--json without --stream wrote to stderr: %q", o.stderr)
+	}
+	if res.Isolation.Backend != "native" {
+		t.Errorf("isolation.backend = %q, want native", res.Isolation.Backend)
+	}
+}
+
+func TestRunStream(t *testing.T) {
+	needBackend(t)
+	o, res := runJSON(t, "", "--stream", "-c", "print('live')")
+	if res.Stdout != "live\n" || !strings.Contains(o.stderr, "live\n") {
+		t.Errorf("--stream: result stdout %q, stderr %q", res.Stdout, o.stderr)
+	}
+}
+
+func TestRunExitCode(t *testing.T) {
+	needBackend(t)
+	o := runBin(t, "", "run", "-c", "import sys; print('x'); sys.exit(7)")
+	if o.code != 7 || o.stdout != "x\n" {
+		t.Errorf("sys.exit(7): exit %d, stdout %q, stderr %q", o.code, o.stdout, o.stderr)
+	}
+	_, res := runJSON(t, "", "-c", "import sys; sys.exit(7)")
+	if res.ExitCode != 7 {
+		t.Errorf("--json: exit_code %d, want 7", res.ExitCode)
+	}
+}
+
+func TestRunErrorTraceback(t *testing.T) {
+	needBackend(t)
+	o := runBin(t, "", "run", "-c", "print('before')\n1/0\n")
+	if o.code != 1 {
+		t.Errorf("exit %d, want 1", o.code)
+	}
+	if o.stdout != "before\n" {
+		t.Errorf("stdout %q", o.stdout)
+	}
+	if !strings.Contains(o.stderr, "ZeroDivisionError") || strings.Count(o.stderr, "Traceback") != 1 {
+		t.Errorf("stderr should hold the traceback once: %q", o.stderr)
+	}
+	_, res := runJSON(t, "", "-c", "1/0")
+	if res.Status != pybox.StatusRunError || !strings.Contains(res.Error, "ZeroDivisionError") {
+		t.Errorf("--json: status %q, error %q", res.Status, res.Error)
+	}
+}
+
+func TestRunTimeout(t *testing.T) {
+	needBackend(t)
+	o := runBin(t, "", "run", "--timeout", "1s", "-c", "while True: pass")
+	if o.code != 124 {
+		t.Errorf("exit %d, want 124 (stderr %q)", o.code, o.stderr)
+	}
+	oneLine(t, o, "timeout")
+	o, res := runJSON(t, "", "--timeout", "0.5", "-c", "while True: pass")
+	if o.code != 124 || res.Status != pybox.StatusTimeout {
+		t.Errorf("--json: exit %d, status %q", o.code, res.Status)
+	}
+}
+
+func TestRunLimitsExit137(t *testing.T) {
+	needBackend(t)
+	o, res := runJSON(t, "", "--output-limit", "1k", "-c", "print('x' * 100000)")
+	if o.code != 137 || res.Status != pybox.StatusOutputLimit {
+		t.Errorf("output limit: exit %d, status %q", o.code, res.Status)
+	}
+	o, res = runJSON(t, "", "--memory", "64MiB", "-c", "b = b'x' * (512 << 20)")
+	if o.code != 137 || res.Status != pybox.StatusMemoryLimit {
+		t.Errorf("memory limit: exit %d, status %q, error %q", o.code, res.Status, res.Error)
+	}
+}
+
+func TestRunStdinAndFile(t *testing.T) {
+	needBackend(t)
+	o := runBin(t, "print(6 * 7)\n", "run", "-")
+	if o.code != 0 || o.stdout != "42\n" {
+		t.Errorf("stdin: exit %d, stdout %q, stderr %q", o.code, o.stdout, o.stderr)
+	}
+	script := filepath.Join(t.TempDir(), "s.py")
+	if err := os.WriteFile(script, []byte("print('from file')\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Flags may follow the file name.
+	o = runBin(t, "", "run", script, "--timeout=10s")
+	if o.code != 0 || o.stdout != "from file\n" {
+		t.Errorf("file: exit %d, stdout %q, stderr %q", o.code, o.stdout, o.stderr)
+	}
+}
+
+func TestRunEnvGlobals(t *testing.T) {
+	needBackend(t)
+	o := runBin(t, "", "run", "--env", "GREETING=hi there", "--globals", `{"x": 20, "name": "bob"}`,
+		"-c", "import os; print(os.environ['GREETING'], x * 2 + 2, name)")
+	if o.code != 0 || o.stdout != "hi there 42 bob\n" {
+		t.Errorf("exit %d, stdout %q, stderr %q", o.code, o.stdout, o.stderr)
+	}
+}
+
+func TestRunFilesRoundTrip(t *testing.T) {
+	needBackend(t)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.csv")
+	if err := os.WriteFile(in, []byte("a,b\n1,2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out", "nested")
+	code := `
+import os
+data = open("data/in.csv").read()
+os.makedirs("results/deep", exist_ok=True)
+open("results/deep/copy.csv", "w").write(data.upper())
+open("summary.txt", "w").write(str(len(data)))
+print("done")
+`
+	o, res := runJSON(t, "", "--file", "data/in.csv=@"+in, "--out", out, "-c", code)
+	if o.code != 0 || res.Status != pybox.StatusSuccess {
+		t.Fatalf("exit %d, result %+v", o.code, res)
+	}
+	got, err := os.ReadFile(filepath.Join(out, "results", "deep", "copy.csv"))
+	if err != nil || string(got) != "A,B\n1,2\n" {
+		t.Errorf("copy.csv = %q, %v", got, err)
+	}
+	got, err = os.ReadFile(filepath.Join(out, "summary.txt"))
+	if err != nil || string(got) != "8" {
+		t.Errorf("summary.txt = %q, %v", got, err)
+	}
+	sizes := map[string]int64{}
+	for _, f := range res.Files {
+		if len(f.Data) != 0 {
+			t.Errorf("--json with --out still carries the data of %s", f.Name)
+		}
+		sizes[f.Name] = f.Size
+	}
+	if sizes["summary.txt"] != 1 || sizes["results/deep/copy.csv"] != 8 {
+		t.Errorf("files in the result: %+v", res.Files)
+	}
+	if strings.Contains(o.stdout, `"data":`) {
+		t.Errorf("--json output holds file data: %s", o.stdout)
+	}
+}
+
+// writeFiles must never write outside the output directory, whatever the
+// names say and whatever symlinks the directory already holds.
+func TestWriteFilesStaysInside(t *testing.T) {
+	base := t.TempDir()
+	outside := filepath.Join(base, "outside")
+	if err := os.Mkdir(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "out")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "target"), filepath.Join(dir, "file-link")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		wantErr bool
+	}{
+		{"ok.txt", false},
+		{"sub/dir/ok.txt", false},
+		{"../escape.txt", true},
+		{"sub/../../escape.txt", true},
+		{"/abs.txt", true},
+		{"link/through-symlink.txt", true},
+		{"file-link", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := writeFiles(dir, []pybox.OutFile{{Name: tt.name, Data: []byte("x")}})
+			if (err != nil) != tt.wantErr {
+				t.Errorf("writeFiles(%q) = %v, wantErr %v", tt.name, err, tt.wantErr)
+			}
+		})
+	}
+	entries, err := os.ReadDir(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("files were written outside the output directory: %v", entries)
+	}
+	for _, p := range []string{filepath.Join(base, "escape.txt"), "/abs.txt"} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s was written", p)
+		}
+	}
+}
+
+func TestExitCodeMapping(t *testing.T) {
+	tests := []struct {
+		status string
+		code   int
+		want   int
+	}{
+		{pybox.StatusSuccess, 0, 0},
+		{pybox.StatusRunError, 7, 7},
+		{pybox.StatusRunError, 1, 1},
+		{pybox.StatusRunError, -1, 1},
+		{pybox.StatusRunError, 0, 1},
+		{pybox.StatusTimeout, -1, 124},
+		{pybox.StatusMemoryLimit, -1, 137},
+		{pybox.StatusOutputLimit, 0, 137},
+		{pybox.StatusKilled, -1, 137},
+		{pybox.StatusSandboxError, -1, 125},
+		{pybox.StatusInputError, -1, 2},
+		{"something-new", 0, 125},
+	}
+	for _, tt := range tests {
+		if got := exitCode(&pybox.Result{Status: tt.status, ExitCode: tt.code}); got != tt.want {
+			t.Errorf("exitCode(%s, %d) = %d, want %d", tt.status, tt.code, got, tt.want)
+		}
+	}
+}
