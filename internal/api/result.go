@@ -37,6 +37,8 @@ type Result struct {
 	Error string `json:"error,omitempty"`
 	// Outputs are rich display outputs (MIME bundles).
 	Outputs []Output `json:"outputs,omitempty"`
+	// OutputsTruncated says the output limit left some outputs out.
+	OutputsTruncated bool `json:"outputs_truncated,omitempty"`
 	// Files lists what the program left in its work directory when the
 	// request asked for it.
 	Files []OutFile `json:"files,omitempty"`

@@ -104,22 +104,43 @@ var trace = os.Getenv("PYBOX_TRACE") == "1"
 // runSeq numbers runs for unique cgroup names.
 var runSeq atomic.Uint64
 
-// run is the state of one execution.
-type run struct {
-	req   *api.Request
-	hooks backend.Hooks
-	res   *api.Result
+// sandbox is one running native sandbox: the init process in its
+// namespaces and cgroup, and the parent's ends of its channels. One-shot
+// runs and sessions are both built on it.
+type sandbox struct {
+	req *api.Request
+	cmd *exec.Cmd
+	cg  *cgroup.Group
+	iso api.Isolation
 
-	mu         sync.Mutex
-	timedOut   bool
-	outputOver bool
-	cancelled  bool
+	ctrl       *os.File
+	rinW       *os.File // exec frames to the runner
+	routR      *os.File // result and display frames from the runner
+	outR, errR *os.File
+	closers    []io.Closer
+
+	// ctrlDone is closed when init's control channel ends; waitDone is
+	// closed once init has been reaped.
+	ctrlDone chan struct{}
+	waitDone chan struct{}
+	readyCh  chan struct{}
+
+	mu             sync.Mutex
+	ready          *initproc.Message
+	exit           *initproc.Message
+	setupErr       *SetupError
+	files          []api.OutFile
+	filesTruncated bool
+	replies        chan initproc.Message
+	killed         bool
 }
 
-func (b *nativeBackend) Run(ctx context.Context, req *api.Request, hooks backend.Hooks) (*api.Result, error) {
-	start := time.Now()
-	r := &run{req: req, hooks: hooks, res: &api.Result{ExitCode: -1}}
-	r.res.Isolation = api.Isolation{
+// start builds a sandbox for req and starts its interpreter. On error
+// nothing is left running.
+func (b *nativeBackend) start(req *api.Request, cfg *initproc.Config) (sb *sandbox, err error) {
+	sb = &sandbox{req: req, ctrlDone: make(chan struct{}), waitDone: make(chan struct{}),
+		readyCh: make(chan struct{}), replies: make(chan initproc.Message, 1)}
+	sb.iso = api.Isolation{
 		Backend:    Name,
 		Namespaces: namespaces,
 		Network:    api.NetNone,
@@ -130,15 +151,524 @@ func (b *nativeBackend) Run(ctx context.Context, req *api.Request, hooks backend
 			DiskBytes:   int64(req.Disk),
 		},
 	}
-	err := b.run(ctx, r)
-	r.res.Usage.WallMS = time.Since(start).Milliseconds()
-	if err != nil {
-		r.res.Status = api.StatusSandboxError
-		r.res.Error = err.Error()
-		return r.res, err
+	defer func() {
+		if err != nil {
+			sb.destroy()
+		}
+	}()
+
+	// cgroup: memory (+swap), pids, cpu.
+	if b.cgErr == nil {
+		sb.cg, err = cgroup.New(cgroup.RunName(runSeq.Add(1)), cgroup.Limits{
+			MemoryBytes: int64(req.Memory), Pids: req.Pids + initproc.InitThreads,
+			CPUs: req.CPUs, AllowSwap: req.BestEffort})
+	} else {
+		err = b.cgErr
 	}
-	return r.res, nil
+	if err != nil {
+		if !req.BestEffort {
+			return sb, fmt.Errorf("cgroup limits cannot be enforced: %w (run `pybox doctor`, or set best_effort to run without them)", err)
+		}
+		sb.iso.Missing = append(sb.iso.Missing, "cgroup: "+err.Error())
+		sb.cg = nil
+		err = nil
+	} else {
+		sb.iso.Cgroup = sb.cg.Version()
+		sb.iso.Limits.MemoryBytes = int64(req.Memory)
+		sb.iso.Limits.Pids = req.Pids
+		sb.iso.Limits.CPUs = req.CPUs
+	}
+
+	// Pipes: stdout, stderr, runner in/out, and init's control socket.
+	pipe := func() (*os.File, *os.File, error) {
+		rd, wr, err := os.Pipe()
+		if err == nil {
+			sb.closers = append(sb.closers, rd, wr)
+		}
+		return rd, wr, err
+	}
+	var outW, errW, rinR, routW *os.File
+	if sb.outR, outW, err = pipe(); err != nil {
+		return sb, err
+	}
+	if sb.errR, errW, err = pipe(); err != nil {
+		return sb, err
+	}
+	if rinR, sb.rinW, err = pipe(); err != nil {
+		return sb, err
+	}
+	if sb.routR, routW, err = pipe(); err != nil {
+		return sb, err
+	}
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return sb, err
+	}
+	sb.ctrl = os.NewFile(uintptr(sp[0]), "control")
+	ctrlChild := os.NewFile(uintptr(sp[1]), "control-child")
+	sb.closers = append(sb.closers, sb.ctrl, ctrlChild)
+
+	idmap := []syscall.SysProcIDMap{
+		{ContainerID: 0, HostID: HostUIDBase, Size: 1},
+		{ContainerID: initproc.SandboxUID, HostID: HostUIDBase + initproc.SandboxUID, Size: 1},
+	}
+	attr := &syscall.SysProcAttr{
+		Cloneflags:                 cloneFlags,
+		UidMappings:                idmap,
+		GidMappings:                idmap,
+		GidMappingsEnableSetgroups: true,
+		Credential:                 &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}},
+		Pdeathsig:                  syscall.SIGKILL,
+	}
+	if sb.cg != nil {
+		if fd, ok := sb.cg.FD(); ok {
+			attr.UseCgroupFD = true
+			attr.CgroupFD = fd
+		}
+	}
+	sb.cmd = &exec.Cmd{
+		Path:        "/proc/self/exe",
+		Args:        []string{initproc.Arg0},
+		Env:         []string{},
+		Stdout:      outW,
+		Stderr:      errW,
+		ExtraFiles:  []*os.File{rinR, routW, ctrlChild},
+		SysProcAttr: attr,
+	}
+	started, startedMono := time.Now(), initproc.MonoNow()
+	if err := sb.cmd.Start(); err != nil {
+		sb.cmd = nil
+		return sb, fmt.Errorf("start sandbox init: %w", err)
+	}
+	cmdStarted := time.Now()
+	// From here on init must be reaped whatever happens (destroy waits).
+	go sb.readControl(int(req.FilesLimit), func(m *initproc.Message) {
+		if trace {
+			fmt.Fprintf(os.Stderr, "pybox trace: start=%dµs ready after %dµs; steps (µs): %s (start mono %d)\n",
+				cmdStarted.Sub(started).Microseconds(), time.Since(started).Microseconds(),
+				strings.Join(m.Steps, " "), startedMono/1e3)
+		}
+	})
+	go func() { <-sb.ctrlDone; _ = sb.cmd.Wait(); close(sb.waitDone) }()
+	for _, f := range []*os.File{outW, errW, rinR, routW, ctrlChild} {
+		f.Close()
+	}
+	if sb.cg != nil {
+		if _, ok := sb.cg.FD(); !ok {
+			if err := sb.cg.AddProc(sb.cmd.Process.Pid); err != nil {
+				return sb, fmt.Errorf("join cgroup: %w", err)
+			}
+		}
+	}
+	if err := initproc.WriteFrame(sb.ctrl, cfg); err != nil {
+		return sb, fmt.Errorf("send config to sandbox init: %w", err)
+	}
+	return sb, nil
 }
+
+// readControl dispatches init's frames until the channel ends.
+func (sb *sandbox) readControl(filesLimit int, onReady func(*initproc.Message)) {
+	defer close(sb.ctrlDone)
+	readyClosed := false
+	defer func() {
+		if !readyClosed {
+			close(sb.readyCh)
+		}
+	}()
+	maxFrame := filesLimit + 1<<20
+	maxFrame += maxFrame / 3 // base64
+	for {
+		var m initproc.Message
+		if err := initproc.ReadFrame(sb.ctrl, maxFrame, &m); err != nil {
+			return
+		}
+		sb.mu.Lock()
+		switch m.Type {
+		case "error":
+			sb.setupErr = &SetupError{Step: m.Step, Err: m.Error}
+			sb.mu.Unlock()
+			sb.kill()
+			return
+		case "ready":
+			mm := m
+			sb.ready = &mm
+			onReady(&mm)
+			close(sb.readyCh)
+			readyClosed = true
+		case "exit":
+			mm := m
+			sb.exit = &mm
+		case "file":
+			if m.File != nil {
+				sb.files = append(sb.files, *m.File)
+			}
+			sb.filesTruncated = sb.filesTruncated || m.FilesTruncated
+		case "reply":
+			select {
+			case sb.replies <- m:
+			default:
+			}
+		case "done":
+			sb.mu.Unlock()
+			return
+		}
+		sb.mu.Unlock()
+	}
+}
+
+// kill stops the whole sandbox: every process in its cgroup, and init,
+// whose death ends the pid namespace.
+func (sb *sandbox) kill() {
+	sb.mu.Lock()
+	sb.killed = true
+	sb.mu.Unlock()
+	if sb.cg != nil {
+		_ = sb.cg.Kill()
+	}
+	if sb.cmd != nil && sb.cmd.Process != nil {
+		_ = sb.cmd.Process.Kill()
+	}
+}
+
+// destroy kills the sandbox if needed, reaps init and releases everything.
+func (sb *sandbox) destroy() {
+	if sb.cmd != nil && sb.cmd.Process != nil {
+		sb.kill()
+		<-sb.waitDone
+	}
+	for _, c := range sb.closers {
+		c.Close()
+	}
+	if sb.cg != nil {
+		_ = sb.cg.Delete()
+	}
+}
+
+// stats reads the cgroup's usage and OOM counters.
+func (sb *sandbox) stats() (cgroup.Stats, bool) {
+	if sb.cg == nil {
+		return cgroup.Stats{}, false
+	}
+	st, err := sb.cg.Stats()
+	return st, err == nil
+}
+
+// isolation is what was in force, once init reported ready.
+func (sb *sandbox) isolation() api.Isolation {
+	iso := sb.iso
+	iso.Missing = append([]string(nil), sb.iso.Missing...)
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if r := sb.ready; r != nil {
+		uid := initproc.SandboxUID
+		iso.UID = &uid
+		iso.Capabilities = "none"
+		iso.NoNewPrivs = true
+		iso.LandlockABI = r.LandlockABI
+		iso.Landlock = r.Landlock
+		iso.Seccomp = r.Seccomp
+		iso.Missing = append(iso.Missing, r.Missing...)
+	}
+	return iso
+}
+
+// limitFlags records which limit ended an execution. Set by the parent
+// only.
+type limitFlags struct {
+	mu         sync.Mutex
+	timedOut   bool
+	outputOver bool
+	cancelled  bool
+}
+
+func (f *limitFlags) set(p *bool) {
+	f.mu.Lock()
+	*p = true
+	f.mu.Unlock()
+}
+
+func (f *limitFlags) get() (timedOut, outputOver, cancelled bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.timedOut, f.outputOver, f.cancelled
+}
+
+// Run executes one request in a fresh sandbox.
+func (b *nativeBackend) Run(ctx context.Context, req *api.Request, hooks backend.Hooks) (*api.Result, error) {
+	begin := time.Now()
+	res := &api.Result{ExitCode: -1, Isolation: api.Isolation{Backend: Name}}
+	err := b.runOnce(ctx, req, hooks, res)
+	res.Usage.WallMS = time.Since(begin).Milliseconds()
+	if err != nil {
+		res.Status = api.StatusSandboxError
+		res.Error = err.Error()
+		var ie *api.InputError
+		if errors.As(err, &ie) {
+			res.Status = api.StatusInputError
+		}
+		return res, err
+	}
+	return res, nil
+}
+
+func (b *nativeBackend) runOnce(ctx context.Context, req *api.Request, hooks backend.Hooks, res *api.Result) error {
+	cfg, err := b.config(req)
+	if err != nil {
+		return err
+	}
+	sb, err := b.start(req, cfg)
+	if err != nil {
+		res.Isolation = sb.iso
+		return err
+	}
+	defer sb.destroy()
+
+	// Feed the runner its one exec frame; EOF afterwards ends it.
+	go func() {
+		_ = runner.WriteFrame(sb.rinW, runner.NewExec(req.Code, req.Globals))
+		sb.rinW.Close()
+	}()
+
+	var flags limitFlags
+	var wg sync.WaitGroup
+	var stdout, stderr capture
+	limit := int64(req.OutputLimit)
+	over := func() { flags.set(&flags.outputOver); sb.kill() }
+	wg.Add(3)
+	go func() { defer wg.Done(); stdout.read(sb.outR, limit, hooks.Stdout, over) }()
+	go func() { defer wg.Done(); stderr.read(sb.errR, limit, hooks.Stderr, over) }()
+	var frames runnerFrames
+	go func() { defer wg.Done(); frames.read(sb.routR, limit) }()
+
+	timer := time.NewTimer(req.Timeout.D())
+	defer timer.Stop()
+	select {
+	case <-sb.ctrlDone:
+	case <-timer.C:
+		flags.set(&flags.timedOut)
+		sb.kill()
+	case <-ctx.Done():
+		flags.set(&flags.cancelled)
+		sb.kill()
+	}
+	<-sb.waitDone
+	// The namespace is gone, so every writer of the pipes is dead.
+	wg.Wait()
+
+	st, haveStats := sb.stats()
+	res.Isolation = sb.isolation()
+	sb.mu.Lock()
+	in := outcome{
+		ready: sb.ready, exit: sb.exit, setupErr: sb.setupErr,
+		frames: &frames, stdout: &stdout, stderr: &stderr,
+		stats: st, haveStats: haveStats,
+	}
+	files, filesTruncated := sb.files, sb.filesTruncated
+	sb.mu.Unlock()
+	in.timedOut, in.outputOver, in.cancelled = flags.get()
+	if err := settle(req, res, in); err != nil {
+		return err
+	}
+	if res.Status == api.StatusSuccess || res.Status == api.StatusRunError {
+		res.Files, res.FilesTruncated = files, filesTruncated
+	}
+	return nil
+}
+
+// outcome is everything the parent observed about one execution.
+type outcome struct {
+	ready, exit                     *initproc.Message
+	setupErr                        *SetupError
+	frames                          *runnerFrames
+	stdout, stderr                  *capture
+	stats                           cgroup.Stats
+	haveStats                       bool
+	timedOut, outputOver, cancelled bool
+	// sessionGone says the interpreter of a session ended (or never
+	// reported): used when no exit frame exists.
+	sessionGone bool
+}
+
+// settle fills res from what the parent observed. Limits first: they are
+// the parent's own observations and cannot be forged from inside.
+func settle(req *api.Request, res *api.Result, in outcome) error {
+	res.Stdout, res.StdoutTruncated = in.stdout.String(), in.stdout.truncated
+	res.Stderr, res.StderrTruncated = in.stderr.String(), in.stderr.truncated
+	if in.haveStats {
+		res.Usage.PeakMemoryBytes = in.stats.PeakMemoryBytes
+		res.Usage.CPUMS = in.stats.CPUNanos / 1e6
+	}
+	if in.exit != nil && res.Usage.CPUMS == 0 {
+		res.Usage.CPUMS = in.exit.CPUMS
+	}
+	if in.exit != nil {
+		res.ExitCode = in.exit.ExitCode
+		if in.exit.Signal != 0 {
+			res.Signal = unix.SignalName(syscall.Signal(in.exit.Signal))
+		}
+	}
+	if in.frames != nil {
+		res.Outputs, res.OutputsTruncated = in.frames.outputs, in.frames.outputsTruncated
+	}
+	oom := in.haveStats && in.stats.OOMKills > 0
+	switch {
+	case in.timedOut:
+		res.Status = api.StatusTimeout
+		res.Error = fmt.Sprintf("timed out after %s", req.Timeout)
+	case in.outputOver:
+		res.Status = api.StatusOutputLimit
+		res.Error = fmt.Sprintf("output exceeded the %s limit", req.OutputLimit)
+	case oom:
+		res.Status = api.StatusMemoryLimit
+		res.Error = fmt.Sprintf("memory limit of %s exceeded", req.Memory)
+	case in.cancelled:
+		res.Status = api.StatusKilled
+		res.Error = "cancelled"
+	case in.setupErr != nil:
+		return in.setupErr
+	case in.ready == nil:
+		return errors.New("sandbox init ended before starting the interpreter")
+	case in.exit == nil && !in.sessionGone:
+		res.Status = api.StatusKilled
+		res.Error = "sandbox init was killed"
+	case in.exit != nil && in.exit.Signal != 0:
+		res.Status = api.StatusKilled
+		res.Error = "killed by signal " + res.Signal
+	default:
+		fromRunner(res, in)
+	}
+	return nil
+}
+
+// fromRunner sets the status of an execution whose interpreter exited
+// normally (or, in a session, finished the execution), from its exit code
+// and the runner's result frame.
+func fromRunner(res *api.Result, in outcome) {
+	var m *runner.Message
+	var ferr error
+	if in.frames != nil {
+		m, ferr = in.frames.result, in.frames.err
+	}
+	if m != nil {
+		res.ReturnValue = m.ReturnValue
+		res.Error = m.Error
+		if m.ExitCode != nil && in.exit == nil {
+			res.ExitCode = *m.ExitCode
+		}
+	}
+	if in.exit == nil && m != nil && m.ExitCode == nil {
+		// A session execution that did not exit the interpreter.
+		res.ExitCode = 0
+		if !m.OK {
+			res.ExitCode = 1
+		}
+	}
+	switch {
+	case res.ExitCode == 0 && (m == nil || m.OK || m.ExitCode != nil):
+		// A clean exit without a result frame happens when the code
+		// closes the protocol pipe or calls os._exit(0): still success.
+		res.Status = api.StatusSuccess
+		res.Error = ""
+	default:
+		res.Status = api.StatusRunError
+		if res.Error == "" {
+			if ferr != nil && m == nil {
+				res.Error = fmt.Sprintf("interpreter exited with code %d without a result (%v)", res.ExitCode, ferr)
+			} else {
+				res.Error = fmt.Sprintf("interpreter exited with code %d", res.ExitCode)
+			}
+		}
+	}
+}
+
+// runnerFrames collects what the runner sent for one execution: display
+// outputs (capped in total by the output limit) and the result.
+type runnerFrames struct {
+	outputs          []api.Output
+	outputsTruncated bool
+	outputBytes      int64
+	result           *runner.Message
+	err              error
+}
+
+// add takes one decoded frame; it reports whether it was the result.
+func (f *runnerFrames) add(m runner.Message, limit int64) bool {
+	switch m.Type {
+	case runner.TypeDisplay:
+		n := int64(len(m.Data) + len(m.MIME))
+		if f.outputBytes+n > limit {
+			f.outputsTruncated = true
+			return false
+		}
+		f.outputBytes += n
+		f.outputs = append(f.outputs, api.Output{MIME: m.MIME, Data: m.Data})
+	case runner.TypeResult:
+		mm := m
+		f.result = &mm
+		return true
+	}
+	return false
+}
+
+// read reads frames until EOF (one-shot: the runner exits after one
+// execution). Undecodable frames are dropped: the sandbox side is
+// untrusted and a forged frame may at most lie about its own output.
+func (f *runnerFrames) read(rd io.Reader, limit int64) {
+	max := int(limit)*2 + 1<<20
+	for {
+		b, err := runner.ReadFrame(rd, max)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			if f.result == nil && err == nil {
+				err = errors.New("no result frame")
+			}
+			f.err = err
+			// Drain so a lying runner cannot block on a full pipe.
+			_, _ = io.Copy(io.Discard, rd)
+			return
+		}
+		if m, err := runner.DecodeMessage(b); err == nil {
+			f.add(m, limit)
+		}
+	}
+}
+
+// capture collects one output stream up to a limit, forwarding chunks live.
+type capture struct {
+	buf       []byte
+	truncated bool
+}
+
+func (c *capture) read(rd io.Reader, limit int64, hook func([]byte), over func()) {
+	chunk := make([]byte, 32<<10)
+	for {
+		n, err := rd.Read(chunk)
+		if n > 0 {
+			data := chunk[:n]
+			room := limit - int64(len(c.buf))
+			if int64(n) > room {
+				data = data[:max(room, 0)]
+				if !c.truncated {
+					c.truncated = true
+					over()
+				}
+			}
+			if len(data) > 0 {
+				c.buf = append(c.buf, data...)
+				if hook != nil {
+					hook(data)
+				}
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (c *capture) String() string { return strings.ToValidUTF8(string(c.buf), "\uFFFD") }
 
 // interpreter resolves the interpreter path and, when it lives outside
 // /usr, the directory tree that must be mounted for it.
@@ -213,401 +743,3 @@ func (b *nativeBackend) config(req *api.Request) (*initproc.Config, error) {
 		Trace:        trace,
 	}, nil
 }
-
-func (b *nativeBackend) run(ctx context.Context, r *run) error {
-	req := r.req
-	cfg, err := b.config(req)
-	if err != nil {
-		return err
-	}
-	iso := &r.res.Isolation
-
-	// cgroup: memory (+swap), pids, cpu.
-	var cg *cgroup.Group
-	if b.cgErr == nil {
-		cg, err = cgroup.New(cgroup.RunName(runSeq.Add(1)), cgroup.Limits{MemoryBytes: int64(req.Memory), Pids: req.Pids + initproc.InitThreads, CPUs: req.CPUs, AllowSwap: req.BestEffort})
-	} else {
-		err = b.cgErr
-	}
-	if err != nil {
-		if !req.BestEffort {
-			return fmt.Errorf("cgroup limits cannot be enforced: %w (run `pybox doctor`, or set best_effort to run without them)", err)
-		}
-		iso.Missing = append(iso.Missing, "cgroup: "+err.Error())
-	} else {
-		defer cg.Delete()
-		iso.Cgroup = cg.Version()
-		iso.Limits.MemoryBytes = int64(req.Memory)
-		iso.Limits.Pids = req.Pids
-		iso.Limits.CPUs = req.CPUs
-	}
-
-	// Pipes: stdout, stderr, runner in/out, and init's control socket.
-	var closers []io.Closer
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
-	pipe := func() (*os.File, *os.File, error) {
-		rd, wr, err := os.Pipe()
-		if err == nil {
-			closers = append(closers, rd, wr)
-		}
-		return rd, wr, err
-	}
-	outR, outW, err := pipe()
-	if err != nil {
-		return err
-	}
-	errR, errW, err := pipe()
-	if err != nil {
-		return err
-	}
-	rinR, rinW, err := pipe()
-	if err != nil {
-		return err
-	}
-	routR, routW, err := pipe()
-	if err != nil {
-		return err
-	}
-	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	ctrl := os.NewFile(uintptr(sp[0]), "control")
-	ctrlChild := os.NewFile(uintptr(sp[1]), "control-child")
-	closers = append(closers, ctrl, ctrlChild)
-
-	idmap := []syscall.SysProcIDMap{
-		{ContainerID: 0, HostID: HostUIDBase, Size: 1},
-		{ContainerID: initproc.SandboxUID, HostID: HostUIDBase + initproc.SandboxUID, Size: 1},
-	}
-	attr := &syscall.SysProcAttr{
-		Cloneflags:                 cloneFlags,
-		UidMappings:                idmap,
-		GidMappings:                idmap,
-		GidMappingsEnableSetgroups: true,
-		Credential:                 &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}},
-		Pdeathsig:                  syscall.SIGKILL,
-	}
-	if cg != nil {
-		if fd, ok := cg.FD(); ok {
-			attr.UseCgroupFD = true
-			attr.CgroupFD = fd
-		}
-	}
-	cmd := &exec.Cmd{
-		Path:        "/proc/self/exe",
-		Args:        []string{initproc.Arg0},
-		Env:         []string{},
-		Stdout:      outW,
-		Stderr:      errW,
-		ExtraFiles:  []*os.File{rinR, routW, ctrlChild},
-		SysProcAttr: attr,
-	}
-	started, startedMono := time.Now(), initproc.MonoNow()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start sandbox init: %w", err)
-	}
-	cmdStarted := time.Now()
-	// From here on the init process must be reaped whatever happens.
-	waited := false
-	defer func() {
-		if !waited {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	}()
-	for _, f := range []*os.File{outW, errW, rinR, routW, ctrlChild} {
-		f.Close()
-	}
-	if cg != nil {
-		if _, ok := cg.FD(); !ok {
-			if err := cg.AddProc(cmd.Process.Pid); err != nil {
-				return fmt.Errorf("join cgroup: %w", err)
-			}
-		}
-	}
-	if err := initproc.WriteFrame(ctrl, cfg); err != nil {
-		return fmt.Errorf("send config to sandbox init: %w", err)
-	}
-
-	kill := func() {
-		if cg != nil {
-			_ = cg.Kill()
-		}
-		_ = cmd.Process.Kill()
-	}
-
-	// Feed the runner its one exec frame; EOF afterwards ends it.
-	go func() {
-		_ = runner.WriteFrame(rinW, runner.NewExec(req.Code, req.Globals))
-		rinW.Close()
-	}()
-
-	var wg sync.WaitGroup
-	var stdout, stderr capture
-	limit := int64(req.OutputLimit)
-	over := func() {
-		r.mu.Lock()
-		r.outputOver = true
-		r.mu.Unlock()
-		kill()
-	}
-	wg.Add(3)
-	go func() { defer wg.Done(); stdout.read(outR, limit, r.hooks.Stdout, over) }()
-	go func() { defer wg.Done(); stderr.read(errR, limit, r.hooks.Stderr, over) }()
-	var result *runner.Message
-	var resultErr error
-	go func() {
-		defer wg.Done()
-		result, resultErr = readResult(routR, limit)
-	}()
-
-	// Init's report: ready (or a setup error), exit, files, done.
-	ctrlDone := make(chan struct{})
-	var ready, exitMsg *initproc.Message
-	var files []api.OutFile
-	var filesTruncated bool
-	var setupErr *SetupError
-	go func() {
-		defer close(ctrlDone)
-		maxFrame := int(req.FilesLimit) + 1<<20
-		maxFrame += maxFrame / 3 // base64
-		for {
-			var m initproc.Message
-			if err := initproc.ReadFrame(ctrl, maxFrame, &m); err != nil {
-				return
-			}
-			switch m.Type {
-			case "error":
-				setupErr = &SetupError{Step: m.Step, Err: m.Error}
-				kill()
-				return
-			case "ready":
-				if trace {
-					fmt.Fprintf(os.Stderr, "pybox trace: start=%dµs ready after %dµs; steps (µs): %s\n",
-						cmdStarted.Sub(started).Microseconds(), time.Since(started).Microseconds(), strings.Join(m.Steps, " ")+fmt.Sprintf(" (start mono %d)", startedMono/1e3))
-				}
-				mm := m
-				ready = &mm
-			case "exit":
-				mm := m
-				exitMsg = &mm
-			case "file":
-				if m.File != nil {
-					files = append(files, *m.File)
-				}
-				filesTruncated = filesTruncated || m.FilesTruncated
-			case "done":
-				return
-			}
-		}
-	}()
-
-	timer := time.NewTimer(req.Timeout.D())
-	defer timer.Stop()
-	waitDone := make(chan error, 1)
-	go func() { <-ctrlDone; waitDone <- cmd.Wait() }()
-	var waitErr error
-	select {
-	case waitErr = <-waitDone:
-	case <-timer.C:
-		r.mu.Lock()
-		r.timedOut = true
-		r.mu.Unlock()
-		kill()
-		waitErr = <-waitDone
-	case <-ctx.Done():
-		r.mu.Lock()
-		r.cancelled = true
-		r.mu.Unlock()
-		kill()
-		waitErr = <-waitDone
-	}
-	waited = true
-	_ = waitErr
-	// The namespace is gone, so every writer of the pipes is dead.
-	wg.Wait()
-
-	var stats cgroup.Stats
-	if cg != nil {
-		stats, _ = cg.Stats()
-	}
-	return b.finish(r, finishInput{
-		ready: ready, exit: exitMsg, setupErr: setupErr,
-		result: result, resultErr: resultErr,
-		stdout: &stdout, stderr: &stderr,
-		files: files, filesTruncated: filesTruncated,
-		stats: stats, haveStats: cg != nil,
-	})
-}
-
-type finishInput struct {
-	ready, exit    *initproc.Message
-	setupErr       *SetupError
-	result         *runner.Message
-	resultErr      error
-	stdout, stderr *capture
-	files          []api.OutFile
-	filesTruncated bool
-	stats          cgroup.Stats
-	haveStats      bool
-}
-
-func (b *nativeBackend) finish(r *run, in finishInput) error {
-	res := r.res
-	res.Stdout, res.StdoutTruncated = in.stdout.String(), in.stdout.truncated
-	res.Stderr, res.StderrTruncated = in.stderr.String(), in.stderr.truncated
-	if in.haveStats {
-		res.Usage.PeakMemoryBytes = in.stats.PeakMemoryBytes
-		res.Usage.CPUMS = in.stats.CPUNanos / 1e6
-	}
-	if in.exit != nil && res.Usage.CPUMS == 0 {
-		res.Usage.CPUMS = in.exit.CPUMS
-	}
-	if in.ready != nil {
-		iso := &res.Isolation
-		uid := initproc.SandboxUID
-		iso.UID = &uid
-		iso.Capabilities = "none"
-		iso.NoNewPrivs = true
-		iso.LandlockABI = in.ready.LandlockABI
-		iso.Landlock = in.ready.Landlock
-		iso.Seccomp = in.ready.Seccomp
-		iso.Missing = append(iso.Missing, in.ready.Missing...)
-	}
-	if in.exit != nil {
-		res.ExitCode = in.exit.ExitCode
-		if in.exit.Signal != 0 {
-			res.Signal = unix.SignalName(syscall.Signal(in.exit.Signal))
-		}
-	}
-	r.mu.Lock()
-	timedOut, outputOver, cancelled := r.timedOut, r.outputOver, r.cancelled
-	r.mu.Unlock()
-	oom := in.haveStats && in.stats.OOMKills > 0
-
-	switch {
-	case timedOut:
-		res.Status = api.StatusTimeout
-		res.Error = fmt.Sprintf("timed out after %s", r.req.Timeout)
-	case outputOver:
-		res.Status = api.StatusOutputLimit
-		res.Error = fmt.Sprintf("output exceeded the %s limit", r.req.OutputLimit)
-	case oom:
-		res.Status = api.StatusMemoryLimit
-		res.Error = fmt.Sprintf("memory limit of %s exceeded", r.req.Memory)
-	case cancelled:
-		res.Status = api.StatusKilled
-		res.Error = "cancelled"
-	case in.setupErr != nil:
-		return in.setupErr
-	case in.ready == nil:
-		return errors.New("sandbox init ended before starting the interpreter")
-	case in.exit == nil:
-		res.Status = api.StatusKilled
-		res.Error = "sandbox init was killed"
-	case in.exit.Signal != 0:
-		res.Status = api.StatusKilled
-		res.Error = "killed by signal " + res.Signal
-	default:
-		b.fromRunner(r, in)
-	}
-	if res.Status == api.StatusSuccess || res.Status == api.StatusRunError {
-		res.Files, res.FilesTruncated = in.files, in.filesTruncated
-	}
-	return nil
-}
-
-// fromRunner sets the status of a run whose interpreter exited normally,
-// from its exit code and the runner's result frame.
-func (b *nativeBackend) fromRunner(r *run, in finishInput) {
-	res := r.res
-	m := in.result
-	if m != nil {
-		res.ReturnValue = m.ReturnValue
-		res.Error = m.Error
-	}
-	switch {
-	case res.ExitCode == 0 && (m == nil || m.OK || m.ExitCode != nil):
-		// A clean exit without a result frame happens when the code
-		// closes the protocol pipe or calls os._exit(0): still success.
-		res.Status = api.StatusSuccess
-		res.Error = ""
-	default:
-		res.Status = api.StatusRunError
-		if res.Error == "" {
-			if in.resultErr != nil && m == nil {
-				res.Error = fmt.Sprintf("interpreter exited with code %d without a result (%v)", res.ExitCode, in.resultErr)
-			} else {
-				res.Error = fmt.Sprintf("interpreter exited with code %d", res.ExitCode)
-			}
-		}
-	}
-}
-
-// readResult reads runner frames until EOF and keeps the last result.
-func readResult(rd io.Reader, limit int64) (*runner.Message, error) {
-	max := int(limit)*2 + 1<<20
-	var last *runner.Message
-	for {
-		b, err := runner.ReadFrame(rd, max)
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = nil
-			}
-			if last == nil && err == nil {
-				err = errors.New("no result frame")
-			}
-			// Drain so a lying runner cannot block on a full pipe.
-			_, _ = io.Copy(io.Discard, rd)
-			return last, err
-		}
-		m, err := runner.DecodeMessage(b)
-		if err != nil {
-			continue
-		}
-		if m.Type == "result" {
-			mm := m
-			last = &mm
-		}
-	}
-}
-
-// capture collects one output stream up to a limit, forwarding chunks live.
-type capture struct {
-	buf       []byte
-	truncated bool
-}
-
-func (c *capture) read(rd io.Reader, limit int64, hook func([]byte), over func()) {
-	chunk := make([]byte, 32<<10)
-	for {
-		n, err := rd.Read(chunk)
-		if n > 0 {
-			data := chunk[:n]
-			room := limit - int64(len(c.buf))
-			if int64(n) > room {
-				data = data[:max(room, 0)]
-				if !c.truncated {
-					c.truncated = true
-					over()
-				}
-			}
-			if len(data) > 0 {
-				c.buf = append(c.buf, data...)
-				if hook != nil {
-					hook(data)
-				}
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (c *capture) String() string { return strings.ToValidUTF8(string(c.buf), "\uFFFD") }
