@@ -32,6 +32,8 @@ const (
 	DefaultDisk        = 64 << 20
 	DefaultFilesLimit  = 16 << 20
 	DefaultPython      = "/usr/bin/python3"
+	DefaultIdleTimeout = 10 * time.Minute
+	DefaultMaxLifetime = time.Hour
 
 	// MaxCodeSize bounds Request.Code.
 	MaxCodeSize = 4 << 20
@@ -86,6 +88,12 @@ type Request struct {
 	// Python is the interpreter's host path (default /usr/bin/python3).
 	Python string `json:"python,omitempty"`
 
+	// IdleTimeout ends a session after this long without an execution
+	// (sessions only).
+	IdleTimeout Duration `json:"idle_timeout,omitempty"`
+	// MaxLifetime ends a session this long after it started (sessions only).
+	MaxLifetime Duration `json:"max_lifetime,omitempty"`
+
 	// BestEffort lets the run go ahead when an isolation layer cannot be
 	// enforced on this host. Result.Isolation.Missing then lists what was
 	// skipped. Without it such a run fails with status sandbox-error.
@@ -135,6 +143,12 @@ func (r Request) WithDefaults() Request {
 	}
 	if r.Net == "" {
 		r.Net = NetNone
+	}
+	if r.IdleTimeout == 0 {
+		r.IdleTimeout = Duration(DefaultIdleTimeout)
+	}
+	if r.MaxLifetime == 0 {
+		r.MaxLifetime = Duration(DefaultMaxLifetime)
 	}
 	if r.Python == "" {
 		r.Python = DefaultPython

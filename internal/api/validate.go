@@ -164,6 +164,10 @@ func checkLimits(r *Request) error {
 		return invalid("disk", "%s is under the 1MiB minimum", r.Disk)
 	case r.Disk > MaxDisk:
 		return invalid("disk", "%s is over the 1TiB maximum", r.Disk)
+	case r.IdleTimeout <= 0 || r.IdleTimeout.D() > MaxTimeout:
+		return invalid("idle_timeout", "must be between 0 and %s", MaxTimeout)
+	case r.MaxLifetime <= 0 || r.MaxLifetime.D() > MaxTimeout:
+		return invalid("max_lifetime", "must be between 0 and %s", MaxTimeout)
 	case r.FilesLimit < 1 || r.FilesLimit > MaxFilesLimit:
 		return invalid("files_limit", "must be between 1 byte and 4GiB")
 	}

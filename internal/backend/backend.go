@@ -7,6 +7,7 @@ import (
 	"errors"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/pybox-dev/pybox/internal/api"
 )
@@ -71,3 +72,37 @@ func Names() []string {
 	sort.Strings(n)
 	return n
 }
+
+// Session is a long-lived sandbox whose interpreter state (globals,
+// imports, work-dir files) persists between executions.
+type Session interface {
+	// Exec runs code in the session. A limit hit during the execution
+	// (timeout, memory, output) ends the session: the Result says so, and
+	// later calls return ErrSessionGone.
+	Exec(ctx context.Context, ex Exec, hooks Hooks) (*api.Result, error)
+	// WriteFile and ReadFile access the session's work directory.
+	WriteFile(ctx context.Context, f api.File) error
+	ReadFile(ctx context.Context, name string, max int64) (*api.OutFile, error)
+	// Done is closed when the session has ended, for any reason.
+	Done() <-chan struct{}
+	// Err says why the session ended (nil while it is alive).
+	Err() error
+	// Close ends the session and releases everything it holds.
+	Close() error
+}
+
+// Exec is one execution in a session.
+type Exec struct {
+	Code    string
+	Globals []byte
+	// Timeout bounds this execution; 0 means the session's default.
+	Timeout time.Duration
+}
+
+// SessionBackend is implemented by backends that support sessions.
+type SessionBackend interface {
+	StartSession(ctx context.Context, req *api.Request) (Session, error)
+}
+
+// ErrSessionGone is returned by calls on a session that has ended.
+var ErrSessionGone = errors.New("session is gone")

@@ -60,6 +60,9 @@ type Config struct {
 	// BestEffort lets init skip Landlock or seccomp when the kernel lacks
 	// them; what was skipped is reported.
 	BestEffort bool `json:"best_effort,omitempty"`
+	// Session keeps init serving file requests on the control channel
+	// while the interpreter runs (see Request).
+	Session bool `json:"session,omitempty"`
 	// Trace asks init to report how long each step took.
 	Trace bool `json:"trace,omitempty"`
 }
@@ -101,6 +104,16 @@ func MonoNow() int64 {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return ts.Nano()
+}
+
+// Request is a frame from the parent to a session's init: "put-file"
+// (write File into /work) or "get-file" (read Name from /work, at most Max
+// bytes). Init answers each with a "reply" Message carrying File or Error.
+type Request struct {
+	Type string    `json:"type"`
+	File *api.File `json:"file,omitempty"`
+	Name string    `json:"name,omitempty"`
+	Max  int64     `json:"max,omitempty"`
 }
 
 // ErrFrameTooLarge is returned when a frame's length prefix exceeds the cap.

@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,8 +28,11 @@ const maxConfig = 128 << 20
 
 // state is what the steps share.
 type state struct {
-	cfg     Config
-	ctrl    *os.File
+	cfg  Config
+	ctrl *os.File
+	// wmu serialises frames written to ctrl (the supervisor and, in a
+	// session, the file server both write).
+	wmu     sync.Mutex
 	userFDs []int // O_PATH fds of the user's mount sources, by index
 	ready   Message
 	pid     int
@@ -99,6 +103,9 @@ func run() {
 	// Only the runner needs the protocol pipes now.
 	unix.Close(FDRunnerIn)
 	unix.Close(FDRunnerOut)
+	if s.cfg.Session {
+		go serveFiles(s)
+	}
 	supervise(s)
 	os.Exit(0)
 }
@@ -433,7 +440,10 @@ func dropBoundingCaps(*state) error {
 }
 
 func applyLandlock(s *state) error {
-	ro := append([]string{"/usr", "/etc", "/proc", "/dev"}, s.cfg.Binds...)
+	// The whole root is pybox's own construction (a read-only tmpfs of
+	// read-only binds, /proc, /dev), so all of it may be read; writes are
+	// allowed only below the writable directories.
+	ro := []string{"/"}
 	rw := []string{"/work", "/tmp", "/dev/shm"}
 	for _, m := range s.cfg.Mounts {
 		if m.RW {
@@ -443,7 +453,7 @@ func applyLandlock(s *state) error {
 		}
 	}
 	info, err := landlock.Restrict(landlock.Config{
-		RO:         dedupe(ro),
+		RO:         ro,
 		RW:         rw,
 		RWFiles:    []string{"/dev/null", "/dev/zero", "/dev/full"},
 		DenyNet:    true,
@@ -460,18 +470,6 @@ func applyLandlock(s *state) error {
 		s.ready.Missing = append(s.ready.Missing, "landlock "+m)
 	}
 	return nil
-}
-
-func dedupe(in []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range in {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 func applySeccomp(s *state) error {
@@ -544,13 +542,13 @@ func supervise(s *state) {
 			break
 		}
 	}
-	if err := WriteFrame(s.ctrl, &exit); err != nil {
+	if err := s.send(&exit); err != nil {
 		return
 	}
 	if s.cfg.CollectFiles {
 		collect(s)
 	}
-	_ = WriteFrame(s.ctrl, &Message{Type: "done"})
+	_ = s.send(&Message{Type: "done"})
 }
 
 // collect sends every regular file under /work, never following symlinks,
@@ -584,12 +582,108 @@ func collect(s *state) {
 		}
 		budget -= int64(len(data))
 		out := &api.OutFile{Name: name, Size: int64(len(data)), Mode: uint32(fi.Mode().Perm()), Data: data}
-		if WriteFrame(s.ctrl, &Message{Type: "file", File: out}) != nil {
+		if s.send(&Message{Type: "file", File: out}) != nil {
 			return filepath.SkipAll
 		}
 		return nil
 	})
 	if truncated {
-		_ = WriteFrame(s.ctrl, &Message{Type: "file", FilesTruncated: true})
+		_ = s.send(&Message{Type: "file", FilesTruncated: true})
 	}
+}
+
+func (s *state) send(m *Message) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return WriteFrame(s.ctrl, m)
+}
+
+// serveFiles answers a session's file requests until the control channel
+// closes. Paths are resolved inside /work with os.Root, so symlinks the
+// code planted cannot lead outside it. It runs on another OS thread than
+// the restricted main one, as the parent's trusted agent.
+func serveFiles(s *state) {
+	root, err := os.OpenRoot("/work")
+	if err != nil {
+		return
+	}
+	defer root.Close()
+	for {
+		var req Request
+		if err := ReadFrame(s.ctrl, maxConfig, &req); err != nil {
+			return
+		}
+		reply := Message{Type: "reply"}
+		var err error
+		switch req.Type {
+		case "put-file":
+			err = putFile(root, req.File)
+		case "get-file":
+			reply.File, err = getFile(root, req.Name, req.Max)
+		default:
+			err = fmt.Errorf("unknown request %q", req.Type)
+		}
+		if err != nil {
+			reply.Error = err.Error()
+		}
+		if s.send(&reply) != nil {
+			return
+		}
+	}
+}
+
+func putFile(root *os.Root, f *api.File) error {
+	if f == nil {
+		return fmt.Errorf("no file")
+	}
+	if dir := path.Dir(f.Name); dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := chownTree(root, dir); err != nil {
+			return err
+		}
+	}
+	mode := fs.FileMode(f.Mode)
+	if mode == 0 {
+		mode = 0o644
+	}
+	fh, err := root.OpenFile(f.Name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY|unix.O_NOFOLLOW, mode)
+	if err != nil {
+		return err
+	}
+	_, err = fh.Write(f.Data)
+	if err == nil {
+		err = fh.Chown(SandboxUID, SandboxGID)
+	}
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func getFile(root *os.Root, name string, max int64) (*api.OutFile, error) {
+	fh, err := root.OpenFile(name, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", name)
+	}
+	if fi.Size() > max {
+		return nil, fmt.Errorf("%s is %d bytes, over the %d byte limit", name, fi.Size(), max)
+	}
+	data, err := io.ReadAll(io.LimitReader(fh, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s grew over the %d byte limit", name, max)
+	}
+	return &api.OutFile{Name: name, Size: int64(len(data)), Mode: uint32(fi.Mode().Perm()), Data: data}, nil
 }

@@ -484,9 +484,9 @@ type outcome struct {
 	stats                           cgroup.Stats
 	haveStats                       bool
 	timedOut, outputOver, cancelled bool
-	// sessionGone says the interpreter of a session ended (or never
-	// reported): used when no exit frame exists.
-	sessionGone bool
+	// session says this was one execution of a session, whose
+	// interpreter normally stays alive (so there is no exit frame).
+	session bool
 }
 
 // settle fills res from what the parent observed. Limits first: they are
@@ -528,7 +528,7 @@ func settle(req *api.Request, res *api.Result, in outcome) error {
 		return in.setupErr
 	case in.ready == nil:
 		return errors.New("sandbox init ended before starting the interpreter")
-	case in.exit == nil && !in.sessionGone:
+	case in.exit == nil && !in.session:
 		res.Status = api.StatusKilled
 		res.Error = "sandbox init was killed"
 	case in.exit != nil && in.exit.Signal != 0:
@@ -646,24 +646,29 @@ func (c *capture) read(rd io.Reader, limit int64, hook func([]byte), over func()
 	for {
 		n, err := rd.Read(chunk)
 		if n > 0 {
-			data := chunk[:n]
-			room := limit - int64(len(c.buf))
-			if int64(n) > room {
-				data = data[:max(room, 0)]
-				if !c.truncated {
-					c.truncated = true
-					over()
-				}
-			}
-			if len(data) > 0 {
-				c.buf = append(c.buf, data...)
-				if hook != nil {
-					hook(data)
-				}
-			}
+			c.add(chunk[:n], limit, hook, over)
 		}
 		if err != nil {
 			return
+		}
+	}
+}
+
+// add appends data up to the limit, forwarding what it keeps to hook; the
+// first byte over the limit calls over once.
+func (c *capture) add(data []byte, limit int64, hook func([]byte), over func()) {
+	room := limit - int64(len(c.buf))
+	if int64(len(data)) > room {
+		data = data[:max(room, 0)]
+		if !c.truncated {
+			c.truncated = true
+			over()
+		}
+	}
+	if len(data) > 0 {
+		c.buf = append(c.buf, data...)
+		if hook != nil {
+			hook(data)
 		}
 	}
 }

@@ -166,9 +166,10 @@ func runPaths(t *testing.T, execs ...Exec) run {
 	return r
 }
 
-// pyHas reports whether python can import mod.
+// pyHas reports whether python can find mod (without importing it: pandas
+// and matplotlib take a second to import).
 func pyHas(mod string) bool {
-	return exec.Command(python, "-c", "import "+mod).Run() == nil
+	return exec.Command(python, "-I", "-c", "import importlib.util, sys\nsys.exit(importlib.util.find_spec(sys.argv[1]) is None)", mod).Run() == nil
 }
 
 // jsonEq reports whether two JSON texts hold the same value.

@@ -85,6 +85,10 @@ type Exec struct {
 	Type    string          `json:"type"`
 	Code    string          `json:"code"`
 	Globals json.RawMessage `json:"globals,omitempty"`
+	// Marker, when set, is written by the runner to stdout and to stderr
+	// after the execution's output and before its result frame, so that a
+	// session's supervisor can tell where one execution's output ends.
+	Marker string `json:"marker,omitempty"`
 }
 
 // NewExec returns an exec frame for code; globals may be nil.

@@ -2,107 +2,96 @@
 #     python -I -B -c <this source> IN OUT
 # IN/OUT are fd numbers (native) or file paths (wasm). Frames both ways are a
 # 4-byte big-endian length then UTF-8 JSON. See docs/protocol.md.
-# Startup cost matters: import nothing eagerly that `python -I` has not loaded.
+#
+# Startup cost matters. Python compiles this whole source on every start
+# (about 1.2M instructions per KiB of code, 0.2M per KiB of string literal),
+# so only what every run needs is plain code. The rest (return value
+# conversion, top-level await, error formatting, display and matplotlib)
+# lives in the strings _JSON, _ASYNC, _ERR and _DISPLAY, compiled on first
+# use by _lazy(). Import nothing eagerly that `python -I` has not loaded.
 import sys, os
 
-_CO_COROUTINE = 0x80
-_PyCF_ONLY_AST = 0x400
-_PyCF_TOP_AWAIT = 0x2000
-_FUTURE_MASK = 0x1FE0000  # CO_FUTURE_* flags, valid as compile() flags
-_MAX_RV = 4 << 20  # cap on an encoded return_value (chars)
-_MAX_ERR = 1 << 20  # cap on an error text (chars)
-_MAX_DEPTH = 100  # nesting depth of a converted return_value
-_TRIES = 10  # candidate statement starts tried before parsing an AST
-USE_AST = False  # tests flip this to compare the fast split with the AST one
-
+_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE
+_ONLY_AST = 0x400  # ast.PyCF_ONLY_AST
+_TOP_AWAIT = 0x2000  # ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+_FUTURE_MASK = 0x1FE0000  # CO_FUTURE_* flags
 _out = -1
-_stdout = sys.stdout
-_stderr = sys.stderr
-
+_stdout, _stderr = sys.stdout, sys.stderr
 try:
     from _json import encode_basestring_ascii as _estr
-except ImportError:  # pragma: no cover - builds without _json
+except ImportError:
     from json.encoder import py_encode_basestring_ascii as _estr
 
 
-# ---- frames -----------------------------------------------------------------
+def _lazy(chunk, name):
+    g = globals()
+    if name not in g:
+        exec(chunk, g)
+    return g[name]
+
 
 def _open(spec, write):
-    if spec.isdigit():
-        fd = int(spec)
-        # Move the channel out of the way (>= 100, close-on-exec) so children
-        # do not inherit it and user code does not trip over fds 3 and 4.
-        try:
-            t = 100
-            while True:
-                try:
-                    os.fstat(t)
-                    t += 1
-                except OSError:
-                    break
-            os.dup2(fd, t, inheritable=False)
-            os.close(fd)
-            fd = t
-        except (AttributeError, OSError):
-            pass  # WASI and friends: keep the fd as it is
-        return fd
-    if write:
-        return os.open(spec, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    return os.open(spec, os.O_RDONLY)
+    if not spec.isdigit():
+        if write:
+            return os.open(spec, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        return os.open(spec, os.O_RDONLY)
+    fd = int(spec)
+    # Move the channel to the first free fd >= 100, close-on-exec, so that
+    # children do not inherit it and user code does not trip over 3 and 4.
+    try:
+        t = 100
+        while True:
+            try:
+                os.fstat(t)
+                t += 1
+            except OSError:
+                break
+        os.dup2(fd, t, inheritable=False)
+        os.close(fd)
+        return t
+    except (AttributeError, OSError):
+        return fd  # WASI and friends: keep it as it is
 
 
 def _read(fd, n):
     chunks = []
     while n:
-        b = os.read(fd, n if n < 1 << 20 else 1 << 20)
-        if not b:
+        c = os.read(fd, min(n, 1 << 20))
+        if not c:
             return None
-        chunks.append(b)
-        n -= len(b)
+        chunks.append(c)
+        n -= len(c)
     return b"".join(chunks)
 
 
-def _frames(fd):
-    while True:
-        h = _read(fd, 4)
-        if h is None:
-            return
-        n = int.from_bytes(h, "big")
-        b = _read(fd, n) if n else b""
-        if b is None:
-            return
-        yield b
+class _Ctx:
+    # Context for the C scanner of _json: decodes frames without importing
+    # json (which imports re).
+    strict = True
+    object_hook = object_pairs_hook = None
+    parse_float = parse_constant = float
+    parse_int = int
+    memo = {}
 
 
 def _loads(b):
     s = b.decode("utf-8")
     try:
         from _json import make_scanner
-
-        class _C:
-            strict = True
-            object_hook = object_pairs_hook = None
-            parse_float = float
-            parse_int = int
-            parse_constant = float
-            memo = {}
-
-        i = len(s) - len(s.lstrip(" \t\r\n"))
-        v, end = make_scanner(_C())(s, i)
-        if s[end:].strip(" \t\r\n"):
-            raise ValueError("trailing data")
-        return v
+        v, end = make_scanner(_Ctx())(s, len(s) - len(s.lstrip(" \t\r\n")))
+        if not s[end:].strip(" \t\r\n"):
+            return v
     except Exception:
-        import json
-        return json.loads(s)
+        pass
+    import json
+    return json.loads(s)
 
 
 def _send(text):
     data = text.encode("utf-8", "surrogatepass")
     data = len(data).to_bytes(4, "big") + data
     while data:
-        n = os.write(_out, data)
-        data = data[n:]
+        data = data[os.write(_out, data):]
 
 
 def _flush():
@@ -113,7 +102,138 @@ def _flush():
             pass
 
 
-# ---- JSON conversion of return values -----------------------------------------
+def display(*objs):
+    # Sends each object to the caller as a rich output (MIME bundle).
+    _lazy(_DISPLAY, "_display")(*objs)
+
+
+class _MplHook:
+    # Meta path finder: when matplotlib.pyplot is first imported, swaps the
+    # Agg backend for one whose show() sends figures as display frames.
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "matplotlib.pyplot" or name == "_pybox_mpl_backend":
+            return _lazy(_DISPLAY, "_mpl_find_spec")(name)
+
+
+class _Loader:
+    # __loader__ of main.py: linecache asks it for the source lazily, so
+    # tracebacks show source lines without importing linecache up front.
+    def get_source(self, name):
+        return self.source
+
+
+def _exec(msg, ns):
+    # Runs one exec message; returns (ok, return value JSON, error, exit code).
+    if type(msg) is not dict or msg.get("type") != "exec" or type(msg.get("code")) is not str:
+        return False, None, 'runner: bad frame: want {"type":"exec","code":string}\n', None
+    src = msg["code"]
+    g = msg.get("globals")
+    if g is not None and type(g) is not dict:
+        return False, None, "runner: globals must be a JSON object\n", None
+    lc = sys.modules.get("linecache")
+    if lc is not None:
+        lc.cache.pop("main.py", None)
+    ns["__loader__"].source = src
+    if g:
+        ns.update(g)
+    try:
+        # The first compile() call builds the AST types anyway (~1 ms, as
+        # `import _ast` would), so the AST round trip adds little here.
+        import _ast
+        tree = compile(src, "main.py", "exec", _ONLY_AST | _TOP_AWAIT, True)
+        last = tree.body[-1] if tree.body else None
+        expr = None
+        if type(last) is _ast.Expr:
+            tree.body.pop()
+        body = compile(tree, "main.py", "exec", _TOP_AWAIT, True)
+        if type(last) is _ast.Expr:
+            expr = _ast.Expression(last.value)
+            expr = compile(expr, "main.py", "eval", _TOP_AWAIT | body.co_flags & _FUTURE_MASK, True)
+    except (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError) as e:
+        return False, None, _lazy(_ERR, "_format_only")(e), None
+    try:
+        if (body.co_flags | (expr.co_flags if expr else 0)) & _CO_COROUTINE:
+            v = _lazy(_ASYNC, "_run_async")(body, expr, ns)
+        else:
+            exec(body, ns)
+            v = eval(expr, ns) if expr else None
+        t = type(v)
+        if v is None:
+            rv = None
+        elif t is str and len(v) < 1 << 16:
+            rv = _estr(v)
+        elif t is int and -1 << 53 < v < 1 << 53 or t is float and v - v == 0:
+            rv = repr(v)
+        else:
+            rv = _lazy(_JSON, "to_json")(v)
+        return True, rv, None, None
+    except SystemExit as e:
+        code = _lazy(_ERR, "_exit_code")(e)
+        return code == 0, None, None, code
+    except BaseException as e:
+        return False, None, _lazy(_ERR, "_format_tb")(e), None
+
+
+def main():
+    global _out
+    if len(sys.argv) != 3:
+        sys.stderr.write("usage: python -I -B -c <runner> IN OUT\n")
+        return 2
+    infd = _open(sys.argv[1], False)
+    _out = _open(sys.argv[2], True)
+    # A fresh __main__ for the user's code, persisting across exec frames.
+    m = type(sys)("__main__")
+    m.__file__ = "main.py"
+    m.__loader__ = _Loader()
+    m.__builtins__ = sys.modules["builtins"]
+    sys.modules["__main__"] = m
+    sys.argv[:] = ["main.py"]
+    try:
+        sys.path.insert(0, os.getcwd())
+    except OSError:
+        pass
+    m.__builtins__.display = display
+    sys.meta_path.insert(0, _MplHook)
+    for f in (sys.stdout, sys.stderr):
+        try:
+            if f.encoding.lower().replace("-", "") != "utf8":
+                f.reconfigure(encoding="utf-8")
+        except Exception:
+            pass
+    ok = True
+    while True:
+        h = _read(infd, 4)
+        b = h and _read(infd, int.from_bytes(h, "big"))
+        if b is None:
+            return 0 if ok else 1
+        try:
+            msg = _loads(b)
+        except Exception:
+            msg = None
+        ok, rv, err, code = _exec(msg, m.__dict__)
+        if "matplotlib.pyplot" in sys.modules:
+            _lazy(_DISPLAY, "_figures")()
+        _flush()
+        p = '{"type":"result","ok":' + ("true" if ok else "false")
+        if rv is not None:
+            p += ',"return_value":' + rv
+        if err:
+            p += ',"error":' + _estr(err)
+        if code is not None:
+            p += ',"exit_code":%d' % code
+        _send(p + "}")
+        if code is not None:
+            return code
+
+
+# ---- lazily compiled parts ----------------------------------------------------
+
+# Return value -> strict JSON text.
+_JSON = r'''
+_MAX_RV = 4 << 20  # cap on an encoded return_value (chars)
+_MAX_DEPTH = 100  # nesting depth of a converted return_value
+
 
 class _TooBig(Exception):
     pass
@@ -272,7 +392,7 @@ def _conv(v, out, depth, stack, budget):
 
 
 def to_json(v):
-    """Returns v as strict JSON text; never raises."""
+    # Returns v as strict JSON text; never raises.
     out = []
     try:
         _conv(v, out, 0, set(), [_MAX_RV])
@@ -284,10 +404,83 @@ def to_json(v):
         except BaseException:
             return '"<unserializable>"'
     return "".join(out)
+'''
+
+# Running code that uses top-level await.
+_ASYNC = r'''
+def _run_async(body, expr, ns):
+    import asyncio
+
+    async def main():
+        r = eval(body, ns)
+        if body.co_flags & _CO_COROUTINE:
+            await r
+        if expr is not None:
+            r = eval(expr, ns)
+            return (await r) if expr.co_flags & _CO_COROUTINE else r
+
+    return asyncio.run(main())
+'''
+
+# Error texts and SystemExit.
+_ERR = r'''
+def _exit_code(e):
+    # Mirrors CPython's handling of SystemExit (Python/pythonrun.c).
+    code = e.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    try:
+        sys.stderr.write(str(code) + "\n")
+    except BaseException:
+        pass
+    return 1
 
 
-# ---- display ----------------------------------------------------------------
+_MAX_ERR = 1 << 20  # cap on an error text (chars)
 
+
+def _clip(s):
+    if len(s) > _MAX_ERR:
+        s = s[: _MAX_ERR // 2] + "\n... (%d characters cut) ...\n" % (len(s) - _MAX_ERR) + s[-_MAX_ERR // 2:]
+    return s
+
+
+def _format_tb(e):
+    import traceback
+    tb = e.__traceback__
+    t = tb
+    while t is not None and t.tb_frame.f_code.co_filename != "main.py":
+        t = t.tb_next
+    if t is not None:
+        tb = t
+    else:  # not raised from main.py: drop only this runner's frames
+        while tb is not None and tb.tb_frame.f_globals is globals():
+            tb = tb.tb_next
+    try:
+        return _clip("".join(traceback.format_exception(type(e), e, tb)))
+    except BaseException:
+        return "%s: %s\n" % (type(e).__name__, _safe_str(e))
+
+
+def _format_only(e):
+    import traceback
+    try:
+        return _clip("".join(traceback.format_exception_only(type(e), e)))
+    except BaseException:
+        return "%s: %s\n" % (type(e).__name__, _safe_str(e))
+
+
+def _safe_str(e):
+    try:
+        return str(e)
+    except BaseException:
+        return "<unprintable>"
+'''
+
+# display() and matplotlib figures.
+_DISPLAY = r'''
 def _b64(b):
     import binascii
     return binascii.b2a_base64(bytes(b), newline=False).decode("ascii")
@@ -328,8 +521,7 @@ def _send_display(mime, data):
     _send('{"type":"display","mime":%s,"data":%s}' % (_estr(mime), _estr(data)))
 
 
-def display(*objs):
-    """Sends each object to the caller as a rich output (MIME bundle)."""
+def _display(*objs):
     for obj in objs:
         _send_display(*_bundle(obj))
 
@@ -351,286 +543,40 @@ def _figures():
             pass
 
 
-# ---- compiling --------------------------------------------------------------
-
-def _quiet_compile(src, mode, flags):
-    """compile() that records warnings instead of showing them."""
-    import warnings
-    with warnings.catch_warnings(record=True) as ws:
-        warnings.simplefilter("always")
-        code = compile(src, "main.py", mode, flags, True)
-    return code, ws
+_MPL_BACKEND = """
+from matplotlib.backends.backend_agg import FigureCanvasAgg as FigureCanvas
+FigureManager = FigureCanvas.manager_class
 
 
-def _rewarn(ws):
-    if ws:
-        import warnings
-        for w in ws:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+def show(*args, **kwargs):
+    _show()
+"""
 
 
-def _split_fast(src):
-    """Finds the last top-level statement without an AST.
-
-    A candidate start is a line at column 0. If the text before it compiles on
-    its own, the tokenizer of the whole source was outside every string,
-    bracket, continuation and block there, so the candidate starts the last
-    top-level statement. Returns (body, expr or None, tail) or None when the
-    AST path must decide.
-    """
-    lines = src.split("\n")
-    tries = 0
-    for i in range(len(lines) - 1, -1, -1):
-        line = lines[i]
-        if not line or line[0] in " \t\f#":
-            continue
-        tries += 1
-        if tries > _TRIES:
-            return None
-        tail = "\n" * i + "\n".join(lines[i:])
-        try:
-            last, tw = _quiet_compile(tail, "eval", _PyCF_TOP_AWAIT)
-            is_expr = True
-        except SyntaxError:
-            try:
-                last, tw = _quiet_compile(tail, "exec", _PyCF_TOP_AWAIT)
-            except SyntaxError:
-                continue
-            is_expr = False
-        try:
-            body, hw = _quiet_compile("\n".join(lines[:i]), "exec", _PyCF_TOP_AWAIT)
-        except SyntaxError:
-            continue
-        if "__future__" in tail or (not is_expr and ";" in line):
-            return None
-        if body.co_flags & _FUTURE_MASK:
-            return None
-        _rewarn(hw)
-        _rewarn(tw)
-        if is_expr:
-            return body, last
-        return _Seq(body, last), None
-    if tries == 0:  # empty or comments only
-        return compile(src, "main.py", "exec", _PyCF_TOP_AWAIT, True), None
+def _mpl_find_spec(name):
+    if name == "_pybox_mpl_backend":
+        from importlib.machinery import ModuleSpec
+        return ModuleSpec(name, _MplLoader)
+    mpl = sys.modules.get("matplotlib")
+    try:
+        b = dict.__getitem__(mpl.rcParams, "backend")
+        if b is mpl.rcsetup._auto_backend_sentinel or str(b).lower() == "agg":
+            mpl.rcParams["backend"] = "module://_pybox_mpl_backend"
+    except Exception:
+        pass
     return None
 
 
-class _Seq:
-    """Two code objects run one after the other as one module body."""
-    __slots__ = ("a", "b", "co_flags")
+class _MplLoader:
+    @staticmethod
+    def create_module(spec):
+        return None
 
-    def __init__(self, a, b):
-        self.a, self.b = a, b
-        self.co_flags = (a.co_flags | b.co_flags) & _CO_COROUTINE
-
-
-def _split_ast(src):
-    import _ast
-    f = _PyCF_TOP_AWAIT
-    tree = compile(src, "main.py", "exec", f | _PyCF_ONLY_AST, True)
-    last = tree.body[-1] if tree.body else None
-    if isinstance(last, _ast.Expr):
-        tree.body.pop()
-        body = compile(tree, "main.py", "exec", f, True)
-        f |= body.co_flags & _FUTURE_MASK
-        return body, compile(_ast.Expression(last.value), "main.py", "eval", f, True)
-    return compile(tree, "main.py", "exec", f, True), None
-
-
-def split(src):
-    """Compiles src into (body, trailing expression or None)."""
-    if "\r" in src:
-        src = src.replace("\r\n", "\n").replace("\r", "\n")
-    if not USE_AST:
-        r = _split_fast(src)
-        if r is not None:
-            return r
-    return _split_ast(src)
-
-
-# ---- running ----------------------------------------------------------------
-
-class _Loader:
-    """__loader__ of main.py: lets linecache find the source lazily, so
-    tracebacks show source lines without importing linecache up front."""
-
-    def __init__(self):
-        self.source = ""
-
-    def get_source(self, name):
-        return self.source
-
-
-def _run(body, expr, ns):
-    if (body.co_flags | (expr.co_flags if expr else 0)) & _CO_COROUTINE:
-        import asyncio
-
-        async def _main():
-            for c in (body.a, body.b) if type(body) is _Seq else (body,):
-                r = eval(c, ns)
-                if c.co_flags & _CO_COROUTINE:
-                    await r
-            if expr is not None:
-                r = eval(expr, ns)
-                if expr.co_flags & _CO_COROUTINE:
-                    r = await r
-                return r
-
-        return asyncio.run(_main())
-    if type(body) is _Seq:
-        exec(body.a, ns)
-        exec(body.b, ns)
-    else:
-        exec(body, ns)
-    if expr is not None:
-        return eval(expr, ns)
-
-
-def _clip(s):
-    if len(s) > _MAX_ERR:
-        s = s[: _MAX_ERR // 2] + "\n... (%d characters cut) ...\n" % (len(s) - _MAX_ERR) + s[-_MAX_ERR // 2:]
-    return s
-
-
-def _format_tb(e):
-    import traceback
-    tb = e.__traceback__
-    t = tb
-    while t is not None and t.tb_frame.f_code.co_filename != "main.py":
-        t = t.tb_next
-    if t is not None:
-        tb = t
-    else:  # not raised from main.py: drop only this runner's frames
-        while tb is not None and tb.tb_frame.f_globals is globals():
-            tb = tb.tb_next
-    try:
-        return "".join(traceback.format_exception(type(e), e, tb))
-    except BaseException:
-        return "%s: %s\n" % (type(e).__name__, _safe_str(e))
-
-
-def _format_only(e):
-    import traceback
-    try:
-        return "".join(traceback.format_exception_only(type(e), e))
-    except BaseException:
-        return "%s: %s\n" % (type(e).__name__, _safe_str(e))
-
-
-def _safe_str(e):
-    try:
-        return str(e)
-    except BaseException:
-        return "<unprintable>"
-
-
-def _exit_code(e):
-    """Mirrors CPython's handling of SystemExit (Python/pythonrun.c)."""
-    code = e.code
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    try:
-        sys.stderr.write(str(code) + "\n")
-    except BaseException:
-        pass
-    return 1
-
-
-class Runner:
-    def __init__(self):
-        self.loader = _Loader()
-        m = type(sys)("__main__")
-        m.__file__ = "main.py"
-        m.__loader__ = self.loader
-        m.__builtins__ = sys.modules["builtins"]
-        self.module = m
-        self.ns = m.__dict__
-
-    def setup(self):
-        sys.modules["__main__"] = self.module
-        sys.argv[:] = ["main.py"]
-        try:
-            cwd = os.getcwd()
-        except OSError:
-            cwd = ""
-        sys.path.insert(0, cwd)
-        sys.modules["builtins"].display = display
-        for f in (sys.stdout, sys.stderr):
-            try:
-                if f.encoding.lower().replace("-", "") != "utf8":
-                    f.reconfigure(encoding="utf-8")
-            except Exception:
-                pass
-
-    def exec(self, msg):
-        """Runs one exec message; returns (result JSON text, ok, exit code or None)."""
-        if not isinstance(msg, dict) or msg.get("type") != "exec" or not isinstance(msg.get("code"), str):
-            return self.result(False, error="runner: bad frame: want {\"type\":\"exec\",\"code\":string}\n"), False, None
-        src = msg["code"]
-        g = msg.get("globals")
-        if g is not None and not isinstance(g, dict):
-            return self.result(False, error="runner: globals must be a JSON object\n"), False, None
-        lc = sys.modules.get("linecache")
-        if lc is not None:
-            lc.cache.pop("main.py", None)
-        self.loader.source = src
-        if g:
-            self.ns.update(g)
-        ok, rv, err, code = True, None, None, None
-        try:
-            try:
-                body, expr = split(src)
-            except (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError) as e:
-                ok, err = False, _format_only(e)
-            else:
-                v = _run(body, expr, self.ns)
-                if v is not None:
-                    rv = to_json(v)
-        except SystemExit as e:
-            code = _exit_code(e)
-            ok = code == 0
-        except BaseException as e:
-            ok, err = False, _format_tb(e)
-        _figures()
-        _flush()
-        return self.result(ok, rv, err, code), ok, code
-
-    def result(self, ok, rv=None, error=None, code=None):
-        p = ['{"type":"result","ok":', "true" if ok else "false"]
-        if rv is not None:
-            p += [',"return_value":', rv]
-        if error:
-            p += [',"error":', _estr(_clip(error))]
-        if code is not None:
-            p += [',"exit_code":', str(code)]
-        p.append("}")
-        return "".join(p)
-
-
-def main():
-    global _out
-    if len(sys.argv) != 3:
-        sys.stderr.write("usage: python -I -B -c <runner> IN OUT\n")
-        return 2
-    infd = _open(sys.argv[1], False)
-    _out = _open(sys.argv[2], True)
-    r = Runner()
-    r.setup()
-    status = 0
-    for b in _frames(infd):
-        try:
-            msg = _loads(b)
-        except Exception:
-            msg = None
-        text, ok, code = r.exec(msg)
-        _send(text)
-        if code is not None:
-            return code
-        status = 0 if ok else 1
-    return status
-
+    @staticmethod
+    def exec_module(module):
+        module._show = _figures
+        exec(_MPL_BACKEND, module.__dict__)
+'''
 
 if __name__ == "__main__":
     sys.exit(main())

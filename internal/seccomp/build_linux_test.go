@@ -35,7 +35,7 @@ func TestBuild(t *testing.T) {
 	require.True(t, info.Instructions < 4096, "BPF_MAXINSNS is 4096")
 	require.Contains(t, info.Summary, fmt.Sprintf("deny-list: %d syscalls", info.Syscalls))
 	if runtime.GOARCH == "amd64" {
-		require.Equal(t, len(denyList)+3, info.Syscalls, "every name exists on x86_64")
+		require.Equal(t, len(denyList)+1+len(argFilters), info.Syscalls, "every name exists on x86_64")
 	}
 	t.Logf("%d syscalls, %d instructions: %s", info.Syscalls, info.Instructions, info.Summary)
 }
@@ -47,9 +47,11 @@ func TestDenyListUnique(t *testing.T) {
 		require.NotEqual(t, "", d.reason, "%s has no reason", d.name)
 		seen[d.name] = true
 	}
-	for _, name := range []string{"clone", "ioctl", "personality"} {
-		require.False(t, seen[name], "%s must only be filtered by argument", name)
+	for _, f := range argFilters {
+		require.False(t, seen[f.syscall], "%s must only be filtered by argument", f.syscall)
+		require.NotEqual(t, "", f.reason, "%s has no reason", f.syscall)
 	}
+	require.False(t, seen["clone"], "clone must only be filtered by argument")
 }
 
 // TestBuild_emulated runs the built program over syscalls the way the kernel
@@ -101,6 +103,14 @@ func TestBuild_emulated(t *testing.T) {
 		{name: "personality PER_LINUX", data: call("personality", 0), want: retAllow},
 		{name: "personality ADDR_NO_RANDOMIZE", data: call("personality", 0x0040000 /* ADDR_NO_RANDOMIZE */), want: retEPERM},
 		{name: "personality READ_IMPLIES_EXEC", data: call("personality", 0x0400000), want: retEPERM},
+		{name: "socket TCP", data: call("socket", unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_TCP), want: retAllow},
+		{name: "socket unix", data: call("socket", unix.AF_UNIX, unix.SOCK_STREAM, 0), want: retAllow},
+		{name: "socket MPTCP", data: call("socket", unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_MPTCP),
+			want: unix.SECCOMP_RET_ERRNO | uint32(unix.EPROTONOSUPPORT)},
+		{name: "socket MPTCP high bits", data: call("socket", unix.AF_INET6, unix.SOCK_STREAM, 1<<33|unix.IPPROTO_MPTCP),
+			want: unix.SECCOMP_RET_ERRNO | uint32(unix.EPROTONOSUPPORT)},
+		{name: "ioctl cmd equal to socket's number", data: call("ioctl", 7, uint64(nr("socket"))), want: retAllow},
+		{name: "personality arg equal to ioctl's number", data: call("personality", uint64(nr("ioctl"))), want: retEPERM},
 		{name: "foreign architecture", data: seccompData{nr: 20, arch: 0x40000003 /* i386 */}, want: retKill},
 	}
 	if a.ID == arch.X86_64.ID {
@@ -131,7 +141,10 @@ func TestBuild_emulated(t *testing.T) {
 	}
 
 	// Every syscall that is neither denied nor argument-filtered is allowed.
-	denied := map[string]bool{"clone": true, "ioctl": true, "personality": true}
+	denied := map[string]bool{"clone": true}
+	for _, f := range argFilters {
+		denied[f.syscall] = true
+	}
 	for _, d := range denyList {
 		denied[d.name] = true
 	}

@@ -117,6 +117,13 @@ func TestInstall_arguments(t *testing.T) {
 		_, _, errno = unix.Syscall(unix.SYS_PERSONALITY, 0x0040000, 0, 0) // ADDR_NO_RANDOMIZE
 		require.Equal(t, unix.EPERM, errno, "personality ADDR_NO_RANDOMIZE")
 
+		// Multipath TCP, which Landlock's TCP rules miss.
+		_, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_MPTCP)
+		require.ErrorIs(t, err, unix.EPROTONOSUPPORT, "MPTCP socket")
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		require.NoError(t, err, "TCP socket")
+		unix.Close(fd)
+
 		if runtime.GOARCH == "amd64" {
 			_, _, errno = unix.Syscall(0x40000000|unix.SYS_GETPID, 0, 0, 0)
 			require.Equal(t, unix.ENOSYS, errno, "x32 getpid")

@@ -10,19 +10,20 @@
 //
 //  1. A hand-written prefix: a syscall from a foreign architecture (i386 via
 //     int 0x80 on x86_64, arm32 on arm64) kills the process; x32 syscalls on
-//     x86_64 fail with ENOSYS; ioctl TIOCSTI and TIOCLINUX, and personality
-//     other than PER_LINUX or the 0xffffffff query, fail with EPERM. These
-//     compare only the low 32 bits of the argument, as the kernel does for
-//     an unsigned int: go-seccomp-bpf's Equal compares all 64 bits, which
-//     the caller could dodge by setting the high ones.
+//     x86_64 fail with ENOSYS; then [argFilters]: ioctl TIOCSTI and
+//     TIOCLINUX, and personality other than PER_LINUX or the 0xffffffff
+//     query, fail with EPERM; socket(..., IPPROTO_MPTCP) fails with
+//     EPROTONOSUPPORT. These compare only the low 32 bits of the argument,
+//     as the kernel does for an int: go-seccomp-bpf's Equal compares all 64
+//     bits, which the caller could dodge by setting the high ones.
 //  2. The deny-list, assembled by github.com/elastic/go-seccomp-bpf:
 //     [denyList] fails with EPERM (clone3 with ENOSYS so that glibc falls
 //     back to clone), and clone with any CLONE_NEW* flag fails with EPERM.
 //     Every other syscall is allowed.
 //
 // Since Linux 5.11 the kernel caches "allow" per syscall number for filters
-// whose result does not depend on the arguments, so only ioctl, personality
-// and clone pay for running the filter.
+// whose result does not depend on the arguments, so only ioctl, personality,
+// socket and clone pay for running the filter.
 //
 // Install sets no_new_privs and loads the filter with
 // SECCOMP_FILTER_FLAG_TSYNC, so it applies to every thread of the Go process
@@ -171,4 +172,6 @@ const (
 
 	perLinux       = 0x0        // personality: the default
 	personalityGet = 0xffffffff // personality: query only
+
+	ipprotoMPTCP = 262 // socket protocol: Multipath TCP
 )

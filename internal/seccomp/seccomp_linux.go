@@ -50,6 +50,8 @@ func Build(opts Options) ([]bpf.Instruction, Info, error) {
 			epermGroup.Names = append(epermGroup.Names, d.name)
 		}
 	}
+	// BitsSet with a value whose high half is 0 tests only the low half of
+	// the flags, where every CLONE_NEW* bit lives.
 	epermGroup.NamesWithCondtions = []libseccomp.NameWithConditions{{
 		Name: "clone",
 		Conditions: libseccomp.ArgumentConditions{{
@@ -66,15 +68,17 @@ func Build(opts Options) ([]bpf.Instruction, Info, error) {
 		return nil, Info{}, fmt.Errorf("seccomp: assemble the deny-list: %w", err)
 	}
 
+	// go-seccomp-bpf sends a foreign architecture to the default action
+	// (allow); the prefix has already killed it.
 	prog := append(prefix, body...)
 	if _, err := bpf.Assemble(prog); err != nil {
 		return nil, Info{}, fmt.Errorf("seccomp: assemble the filter: %w", err)
 	}
-	n := len(enosysGroup.Names) + len(epermGroup.Names) + 3 // clone, ioctl, personality
+	n := len(enosysGroup.Names) + len(epermGroup.Names) + 1 + len(argFilters) // + clone
 	return prog, Info{
 		Syscalls:     n,
 		Instructions: len(prog),
-		Summary: fmt.Sprintf("deny-list: %d syscalls incl. clone namespace flags, ioctl TIOCSTI/TIOCLINUX, personality; %s",
+		Summary: fmt.Sprintf("deny-list: %d syscalls incl. clone namespace flags, ioctl TIOCSTI/TIOCLINUX, personality, MPTCP sockets; %s",
 			n, archSummary(info)),
 	}, nil
 }
@@ -91,18 +95,13 @@ func archSummary(info *arch.Info) string {
 // otherwise it falls through to go-seccomp-bpf's program, which reloads what
 // it needs.
 func argPrefix(info *arch.Info) ([]bpf.Instruction, error) {
-	ioctl, ok1 := info.SyscallNames["ioctl"]
-	personality, ok2 := info.SyscallNames["personality"]
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("seccomp: ioctl or personality missing from the %s table", info.Name)
+	nr := func(name string) (uint32, error) {
+		n, ok := info.SyscallNames[name]
+		if !ok {
+			return 0, fmt.Errorf("seccomp: %s missing from the %s table", name, info.Name)
+		}
+		return uint32(n), nil
 	}
-	errno := func(e unix.Errno) bpf.Instruction {
-		return bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(e)}
-	}
-	lo := func(arg uint32) bpf.Instruction {
-		return bpf.LoadAbsolute{Off: argLo(arg), Size: 4}
-	}
-
 	p := []bpf.Instruction{
 		bpf.LoadAbsolute{Off: offArch, Size: 4},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(info.ID), SkipTrue: 1},
@@ -112,27 +111,70 @@ func argPrefix(info *arch.Info) ([]bpf.Instruction, error) {
 	if info.ID == arch.X86_64.ID {
 		p = append(p,
 			bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: x32Bit, SkipFalse: 1},
-			errno(unix.ENOSYS),
+			bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
 		)
 	}
-	p = append(p,
-		// ioctl(fd, cmd): cmd is an unsigned int. An allowed ioctl
-		// jumps past the personality block too, since A no longer holds
-		// the syscall number.
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(ioctl), SkipTrue: 4},
-		lo(1),
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: tiocsti, SkipTrue: 1},
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: tioclinux, SkipTrue: 6},
-		errno(unix.EPERM),
-		// personality(persona): persona is an unsigned int. Jumps land on
-		// the first instruction after the prefix.
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(personality), SkipTrue: 4},
-		lo(0),
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: perLinux, SkipTrue: 2},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: personalityGet, SkipTrue: 1},
-		errno(unix.EPERM),
-	)
+	for _, f := range argFilters {
+		n, err := nr(f.syscall)
+		if err != nil {
+			return nil, err
+		}
+		p = append(p, f.block(n)...)
+	}
 	return p, nil
+}
+
+// argFilter denies a syscall by the low 32 bits of one argument: when the
+// argument is one of values (deny), or none of them (allow-list).
+type argFilter struct {
+	syscall string
+	arg     uint32
+	values  []uint32
+	deny    bool // values are denied; otherwise only values are allowed
+	errno   unix.Errno
+	reason  string
+}
+
+// argFilters compare 32-bit arguments (int or unsigned int in the kernel).
+var argFilters = []argFilter{
+	{syscall: "ioctl", arg: 1, values: []uint32{tiocsti, tioclinux}, deny: true, errno: unix.EPERM,
+		reason: "TIOCSTI fakes terminal input, TIOCLINUX pastes the console selection"},
+	{syscall: "personality", arg: 0, values: []uint32{perLinux, personalityGet}, errno: unix.EPERM,
+		reason: "other personalities turn off ASLR (ADDR_NO_RANDOMIZE) or make data executable"},
+	{syscall: "socket", arg: 2, values: []uint32{ipprotoMPTCP}, deny: true, errno: unix.EPROTONOSUPPORT,
+		reason: "Landlock's TCP rules miss Multipath TCP; EPROTONOSUPPORT, as on a kernel without MPTCP, makes callers fall back to TCP"},
+}
+
+// block returns:
+//
+//	    jne nr, next        ; not this syscall: A still holds nr
+//	    ld  arg (low half)
+//	    jeq v1 ...          ; deny: to ret; allow-list: to reload
+//	    ret errno
+//	    ld  nr              ; reload for the next block
+//	next:
+func (f argFilter) block(nr uint32) []bpf.Instruction {
+	k := len(f.values)
+	b := []bpf.Instruction{
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: nr, SkipTrue: uint8(k + 3)},
+		bpf.LoadAbsolute{Off: argLo(f.arg), Size: 4},
+	}
+	for i, v := range f.values {
+		toRet := uint8(k - 1 - i) // from index 2+i to index k+2
+		if f.deny {
+			j := bpf.JumpIf{Cond: bpf.JumpEqual, Val: v, SkipTrue: toRet}
+			if i == k-1 {
+				j.SkipFalse = 1 // past the ret, to the reload
+			}
+			b = append(b, j)
+		} else {
+			b = append(b, bpf.JumpIf{Cond: bpf.JumpEqual, Val: v, SkipTrue: toRet + 1})
+		}
+	}
+	return append(b,
+		bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(f.errno)},
+		bpf.LoadAbsolute{Off: offNr, Size: 4},
+	)
 }
 
 // argLo is the offset of the low 32 bits of syscall argument arg.

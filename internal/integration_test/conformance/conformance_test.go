@@ -1,0 +1,148 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pybox-dev/pybox"
+	"github.com/pybox-dev/pybox/internal/testing/require"
+)
+
+// casesDir is the corpus, relative to this package.
+const casesDir = "../../../testdata/python/cases"
+
+func TestMain(m *testing.M) {
+	// The native backend re-executes this test binary as the sandbox init.
+	pybox.Init()
+	os.Exit(m.Run())
+}
+
+// backends are every backend the corpus knows. Native must work on Linux
+// hosts that pass its feature gates; the others run when this build and
+// host can run them and are skipped otherwise.
+var backends = []struct {
+	name     string
+	required bool
+}{
+	{"native", true},
+	{"wasm", false},
+	{"gvisor", false},
+}
+
+func TestCorpus(t *testing.T) {
+	cases, err := Load(casesDir)
+	require.NoError(t, err)
+	sb := pybox.New(pybox.Options{})
+	t.Cleanup(func() { _ = sb.Close(context.Background()) })
+
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			available(t, sb, b.name, b.required)
+			probe := &moduleProbe{sb: sb, backend: b.name}
+			for _, c := range cases {
+				t.Run(c.Name, func(t *testing.T) {
+					if !c.RunsOn(b.name) {
+						t.Skipf("case is for backends %v", c.Backends)
+					}
+					t.Parallel()
+					for _, mod := range c.Requires {
+						if err := probe.importErr(mod); err != nil {
+							t.Skipf("%s backend cannot import %s: %v", b.name, mod, err)
+						}
+					}
+					res, err := sb.Run(context.Background(), c.Request(b.name))
+					if res == nil {
+						t.Fatalf("Run returned no result (err %v)", err)
+					}
+					if err != nil && c.Status != pybox.StatusInputError && c.Status != pybox.StatusSandboxError {
+						t.Fatalf("Run: %v (status %s)", err, res.Status)
+					}
+					for _, msg := range c.Check(res) {
+						t.Errorf("%s: %s", c.Path, msg)
+					}
+					if res.Isolation.Backend != b.name {
+						t.Errorf("isolation.backend = %q, want %q", res.Isolation.Backend, b.name)
+					}
+				})
+			}
+		})
+	}
+}
+
+// available skips (or, for a required backend, fails) when the backend
+// cannot run here, after a one-line probe.
+func available(t *testing.T, sb *pybox.Sandbox, name string, required bool) {
+	t.Helper()
+	if required {
+		require.Feature(t, runtime.GOOS == "linux", "the %s backend needs Linux", name)
+		require.Root(t)
+		require.UserNS(t)
+		require.Python(t)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := sb.Run(ctx, pybox.Request{Backend: name, Code: "1 + 1", Timeout: pybox.Duration(time.Minute)})
+	switch {
+	case err == nil && res.Status == pybox.StatusSuccess && string(res.ReturnValue) == "2":
+		return
+	case required:
+		t.Fatalf("the %s backend cannot run `1 + 1`: err %v, status %s, error %s", name, err, res.Status, res.Error)
+	case errors.Is(err, pybox.ErrUnsupported):
+		t.Skipf("the %s backend is not available: %v", name, err)
+	default:
+		t.Skipf("the %s backend cannot run here: err %v, status %s, error %s", name, err, res.Status, firstLine(res.Error))
+	}
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
+
+// moduleProbe remembers which Python modules a backend can import.
+type moduleProbe struct {
+	sb      *pybox.Sandbox
+	backend string
+
+	mu   sync.Mutex
+	seen map[string]func() error
+}
+
+func (p *moduleProbe) importErr(mod string) error {
+	p.mu.Lock()
+	if p.seen == nil {
+		p.seen = map[string]func() error{}
+	}
+	f, ok := p.seen[mod]
+	if !ok {
+		f = sync.OnceValue(func() error {
+			res, err := p.sb.Run(context.Background(), pybox.Request{
+				Backend: p.backend, Code: "import " + mod, Timeout: pybox.Duration(time.Minute),
+			})
+			if err != nil {
+				return err
+			}
+			if res.Status != pybox.StatusSuccess {
+				return errors.New(res.Status + ": " + lastLine(res.Error))
+			}
+			return nil
+		})
+		p.seen[mod] = f
+	}
+	p.mu.Unlock()
+	return f()
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndex(s, "\n"); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}

@@ -1,0 +1,365 @@
+package escape
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pybox-dev/pybox"
+	"github.com/pybox-dev/pybox/internal/testing/require"
+)
+
+// hostUIDBase is the host uid the sandbox's root maps to; the code runs as
+// hostUIDBase+1000 on the host.
+const hostUIDBase = 1_000_000_000
+
+func token() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func backendName() string {
+	if b := os.Getenv("PYBOX_ESCAPE_BACKEND"); b != "" {
+		return b
+	}
+	return "native"
+}
+
+var sandbox = sync.OnceValue(func() *pybox.Sandbox { return pybox.New(pybox.Options{}) })
+
+// setup gates a test on what the native backend needs, and marks it
+// parallel unless serial is set.
+func setup(t *testing.T) {
+	t.Helper()
+	require.Feature(t, runtime.GOOS == "linux", "needs Linux")
+	require.Root(t)
+	require.UserNS(t)
+	require.Python(t)
+	t.Parallel()
+}
+
+// prologue runs before every piece of hostile code and prints the
+// sandbox's pid namespace, so that the host can look for survivors.
+const prologue = "import os as _pybox_os\n" +
+	"print('PYBOX-PIDNS', _pybox_os.readlink('/proc/self/ns/pid'), flush=True)\n" +
+	"del _pybox_os\n"
+
+var (
+	nsMu sync.Mutex
+	// pidNamespaces are the pid namespaces of every sandbox this package ran.
+	pidNamespaces = map[string]bool{}
+)
+
+var pidnsRE = regexp.MustCompile(`PYBOX-PIDNS (pid:\[\d+\])`)
+
+// run runs code with the prologue and returns the Result. err must be nil
+// unless the test expects otherwise (it then calls runErr).
+func run(t *testing.T, req pybox.Request) *pybox.Result {
+	t.Helper()
+	res, err := runErr(t, req)
+	if err != nil {
+		t.Fatalf("Run: %v (status %s)", err, res.Status)
+	}
+	return res
+}
+
+func runErr(t *testing.T, req pybox.Request) (*pybox.Result, error) {
+	t.Helper()
+	return runWith(t, context.Background(), req, pybox.RunOptions{})
+}
+
+func runWith(t *testing.T, ctx context.Context, req pybox.Request, ro pybox.RunOptions) (*pybox.Result, error) {
+	t.Helper()
+	req.Backend = backendName()
+	req.Code = prologue + req.Code
+	if req.Timeout == 0 {
+		req.Timeout = pybox.Duration(20 * time.Second)
+	}
+	res, err := sandbox().RunWith(ctx, req, ro)
+	if res == nil {
+		t.Fatalf("Run returned a nil Result (err %v)", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("PYBOX_ESCAPE_VERBOSE") == "1" {
+			t.Logf("result: status=%s exit=%d signal=%s error=%q\nstdout:\n%s\nstderr:\n%s",
+				res.Status, res.ExitCode, res.Signal, res.Error, clip(res.Stdout), clip(res.Stderr))
+		}
+	})
+	if m := pidnsRE.FindStringSubmatch(res.Stdout); m != nil {
+		nsMu.Lock()
+		pidNamespaces[m[1]] = true
+		nsMu.Unlock()
+		// Run has returned: nothing from that namespace may be alive.
+		for _, p := range processesIn(map[string]bool{m[1]: true}) {
+			t.Errorf("ESCAPE: sandbox process outlived Run: %s", p)
+		}
+	}
+	return res, err
+}
+
+func clip(s string) string {
+	if len(s) > 3000 {
+		return s[:1500] + fmt.Sprintf("\n...(%d bytes cut)...\n", len(s)-3000) + s[len(s)-1500:]
+	}
+	return s
+}
+
+// lines returns the stdout lines that start with prefix+" ", without it.
+func lines(res *pybox.Result, prefix string) []string {
+	var out []string
+	for _, l := range strings.Split(res.Stdout, "\n") {
+		if rest, ok := strings.CutPrefix(l, prefix+" "); ok {
+			out = append(out, rest)
+		}
+	}
+	return out
+}
+
+// noEscape fails for every stdout line starting with ESCAPED.
+func noEscape(t *testing.T, res *pybox.Result) {
+	t.Helper()
+	for _, l := range strings.Split(res.Stdout, "\n") {
+		if strings.HasPrefix(l, "ESCAPED") {
+			t.Errorf("ESCAPE: %s", l)
+		}
+	}
+}
+
+func wantStatus(t *testing.T, res *pybox.Result, status string) {
+	t.Helper()
+	if res.Status != status {
+		t.Errorf("status = %q, want %q (error: %s)", res.Status, status, res.Error)
+	}
+}
+
+// processesIn lists host processes in one of the given pid namespaces.
+func processesIn(ns map[string]bool) []string {
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		l, err := os.Readlink(filepath.Join("/proc", e.Name(), "ns/pid"))
+		if err != nil || !ns[l] {
+			continue
+		}
+		out = append(out, fmt.Sprintf("pid %s (%s) cmdline %q", e.Name(), l, clipCmd(cmdline(e.Name()))))
+	}
+	return out
+}
+
+func cmdline(pid string) string {
+	b, _ := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+	return strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ")
+}
+
+func clipCmd(c string) string {
+	if len(c) > 100 {
+		return c[:100] + "..."
+	}
+	return c
+}
+
+// processesWith lists host processes whose command line contains s.
+func processesWith(s string) []string {
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	self := fmt.Sprint(os.Getpid())
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' || e.Name() == self {
+			continue
+		}
+		if c := cmdline(e.Name()); strings.Contains(c, s) {
+			out = append(out, fmt.Sprintf("pid %s cmdline %q", e.Name(), clipCmd(c)))
+		}
+	}
+	return out
+}
+
+// sandboxProcesses lists host processes in any pid namespace this package's
+// sandboxes used.
+func sandboxProcesses() []string {
+	nsMu.Lock()
+	ns := map[string]bool{}
+	for k := range pidNamespaces {
+		ns[k] = true
+	}
+	nsMu.Unlock()
+	return processesIn(ns)
+}
+
+// pyboxCgroupDirs are the directories where pybox creates per-run cgroups
+// for this process: <hierarchy>/<own cgroup>/pybox and <hierarchy>/pybox.
+func pyboxCgroupDirs() []string {
+	own := map[string]string{} // controller list -> own path
+	b, _ := os.ReadFile("/proc/self/cgroup")
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if f := strings.SplitN(l, ":", 3); len(f) == 3 {
+			own[f[1]] = f[2]
+		}
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	var dirs []string
+	for _, l := range strings.Split(string(mi), "\n") {
+		pre, post, ok := strings.Cut(l, " - ")
+		if !ok {
+			continue
+		}
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if len(f) < 5 || len(g) < 3 || (g[0] != "cgroup" && g[0] != "cgroup2") {
+			continue
+		}
+		point := f[4]
+		dirs = append(dirs, filepath.Join(point, "pybox"))
+		for ctrls, p := range own {
+			if (g[0] == "cgroup2" && ctrls == "") || (ctrls != "" && hasAnyOpt(g[2], strings.Split(ctrls, ","))) {
+				dirs = append(dirs, filepath.Join(point, p, "pybox"))
+			}
+		}
+	}
+	return dirs
+}
+
+func hasAnyOpt(opts string, want []string) bool {
+	for _, o := range strings.Split(opts, ",") {
+		for _, w := range want {
+			if o == w {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// runCgroups lists the per-run groups under a pybox parent directory.
+func runCgroups(dir string) []string {
+	ents, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	return out
+}
+
+// ownGroup reports whether a per-run group may belong to this process: its
+// name starts with this process's pid, or is an old-style "run-<id>".
+func ownGroup(dir string) bool {
+	b := filepath.Base(dir)
+	return strings.HasPrefix(b, fmt.Sprintf("%d-", os.Getpid())) || strings.HasPrefix(b, "run-")
+}
+
+// leftoverCgroups lists run-* cgroups that hold no live process of another
+// (concurrent) pybox user and do not go away within a grace period.
+func leftoverCgroups() []string {
+	ours := func() map[string]bool {
+		nsMu.Lock()
+		defer nsMu.Unlock()
+		m := map[string]bool{}
+		for k := range pidNamespaces {
+			m[k] = true
+		}
+		return m
+	}()
+	suspects := func() []string {
+		var out []string
+		seen := map[string]bool{}
+		for _, d := range pyboxCgroupDirs() {
+			for _, m := range runCgroups(d) {
+				if seen[m] {
+					continue
+				}
+				seen[m] = true
+				procs, _ := os.ReadFile(filepath.Join(m, "cgroup.procs"))
+				pids := strings.Fields(string(procs))
+				// Groups are named "<supervisor pid>-<seq>" (or "run-<id>").
+				foreign := len(pids) > 0 || !ownGroup(m)
+				for _, p := range pids {
+					if l, err := os.Readlink("/proc/" + p + "/ns/pid"); err == nil && ours[l] {
+						foreign = false
+					}
+				}
+				if !foreign {
+					out = append(out, m)
+				}
+			}
+		}
+		return out
+	}
+	s := suspects()
+	// Another package's run may be between mkdir and its first process,
+	// or between its last process and rmdir: give it time.
+	for i := 0; i < 20 && len(s) > 0; i++ {
+		time.Sleep(100 * time.Millisecond)
+		s = suspects()
+	}
+	return s
+}
+
+// tcpListener listens on addr (127.0.0.1:0 or [::1]:0) and returns the
+// port and a function that counts connections waiting to be accepted.
+func tcpListener(t *testing.T, network, addr string) (int, func() int) {
+	t.Helper()
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", addr, err)
+	}
+	t.Cleanup(func() { l.Close() })
+	sc, err := l.(*net.TCPListener).SyscallConn()
+	require.NoError(t, err)
+	return l.Addr().(*net.TCPAddr).Port, func() int { return drainAccept(t, sc) }
+}
+
+// drainAccept accepts, without blocking, every connection already queued.
+func drainAccept(t *testing.T, sc syscall.RawConn) int {
+	n := 0
+	err := sc.Control(func(fd uintptr) {
+		for {
+			nfd, _, err := unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+			if err != nil {
+				return
+			}
+			unix.Close(nfd)
+			n++
+		}
+	})
+	require.NoError(t, err)
+	return n
+}
+
+// abstractListener listens on the abstract unix socket name (without the
+// leading NUL) and returns a function that counts queued connections.
+func abstractListener(t *testing.T, name string) func() int {
+	t.Helper()
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: "@" + name, Net: "unix"})
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	sc, err := l.SyscallConn()
+	require.NoError(t, err)
+	return func() int { return drainAccept(t, sc) }
+}
+
+// globals encodes a Request.Globals object.
+func globals(t *testing.T, m map[string]any) []byte {
+	t.Helper()
+	b, err := json.Marshal(m)
+	require.NoError(t, err)
+	return b
+}

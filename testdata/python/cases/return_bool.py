@@ -1,0 +1,4 @@
+# Booleans are JSON booleans.
+# status: success
+# return: true
+3 > 2
