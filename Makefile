@@ -35,7 +35,7 @@ build: go-check ## Build bin/pybox (static, CGO disabled).
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/pybox
 
 .PHONY: demo
-demo: deps build ## Install what is needed, then run the examples in a sandbox.
+demo: deps build $(DEMO_DEPS) ## Install what is needed, then run the examples in a sandbox.
 	@scripts/demo.sh $(BIN)
 
 .PHONY: test

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/pybox-dev/pybox/internal/api"
 )
 
@@ -96,14 +94,6 @@ type Message struct {
 	File *api.OutFile `json:"file,omitempty"`
 	// FilesTruncated says the files limit left some out.
 	FilesTruncated bool `json:"files_truncated,omitempty"`
-}
-
-// MonoNow is CLOCK_MONOTONIC in ns: comparable across processes, unlike
-// time.Now's monotonic reading. Used for tracing.
-func MonoNow() int64 {
-	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return ts.Nano()
 }
 
 // Request is a frame from the parent to a session's init: "put-file"

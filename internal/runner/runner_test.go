@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -351,12 +352,14 @@ func TestSessionPersists(t *testing.T) {
 	r := runFD(t, "",
 		NewExec("import math\nx = 5", nil),
 		NewExec("1/0", nil),
-		NewExec("x + math.floor(1.5)", nil))
+		NewExec("del __loader__, __builtins__\nx + math.floor(1.5)", nil),
+		NewExec("y = x", json.RawMessage(`{"x": 1}`)),
+		NewExec("y", nil))
 	res := r.results()
-	if len(res) != 3 {
+	if len(res) != 5 {
 		t.Fatalf("got %d results", len(res))
 	}
-	if !res[0].OK || res[1].OK || !res[2].OK || !jsonEq(t, res[2].ReturnValue, "6") {
+	if !res[0].OK || res[1].OK || !res[2].OK || !jsonEq(t, res[2].ReturnValue, "6") || !jsonEq(t, res[4].ReturnValue, "1") {
 		t.Errorf("results %+v", res)
 	}
 	mustPrefix(t, res[1].Error, "Traceback (most recent call last):\n  File \"main.py\", line 1, in <module>\n    1/0\n")
@@ -514,5 +517,60 @@ func TestPandasHTML(t *testing.T) {
 	res := r.result(t)
 	if !res.OK || !strings.Contains(string(res.ReturnValue), "a") {
 		t.Errorf("result %+v", res)
+	}
+}
+
+// BenchmarkStartup compares one runner process running print(1) with plain
+// `python3 -I -B -c 'print(1)'`, both started the same way.
+func BenchmarkStartup(b *testing.B) {
+	if _, err := os.Stat(python); err != nil {
+		b.Skipf("%s not found", python)
+	}
+	dir := b.TempDir()
+	in := filepath.Join(dir, "in")
+	var frames strings.Builder
+	if err := WriteFrame(&frames, NewExec("print(1)", nil)); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(in, []byte(frames.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{"plain", []string{python, "-I", "-B", "-c", "print(1)"}},
+		{"runner", Args(python, in, filepath.Join(dir, "out"))},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				cmd := exec.Command(c.args[0], c.args[1:]...)
+				cmd.Dir = dir
+				if out, err := cmd.CombinedOutput(); err != nil || string(out) != "1\n" {
+					b.Fatalf("%v: %q", err, out)
+				}
+			}
+		})
+	}
+}
+
+// TestMarker: with a marker, the runner writes it to stdout and stderr after
+// each execution's output and before its result frame (sessions cut output
+// there).
+func TestMarker(t *testing.T) {
+	e1 := NewExec("print('a'); import sys; sys.stderr.write('b')", nil)
+	e1.Marker = "\x00END1\x00"
+	e2 := NewExec("print('c')", nil)
+	e2.Marker = "\x00END2\x00"
+	r := runFD(t, t.TempDir(), e1, e2)
+	if got, want := r.stdout, "a\n\x00END1\x00c\n\x00END2\x00"; got != want {
+		t.Errorf("stdout = %q, want %q", got, want)
+	}
+	if got, want := r.stderr, "b\x00END1\x00\x00END2\x00"; got != want {
+		t.Errorf("stderr = %q, want %q", got, want)
+	}
+	if n := len(r.results()); n != 2 {
+		t.Errorf("%d results, want 2", n)
 	}
 }

@@ -156,12 +156,23 @@ func processesIn(ns map[string]bool) []string {
 			continue
 		}
 		l, err := os.Readlink(filepath.Join("/proc", e.Name(), "ns/pid"))
-		if err != nil || !ns[l] {
+		if err != nil || !ns[l] || inOtherPybox(e.Name()) {
 			continue
 		}
 		out = append(out, fmt.Sprintf("pid %s (%s) cmdline %q", e.Name(), l, clipCmd(cmdline(e.Name()))))
 	}
 	return out
+}
+
+// inOtherPybox says pid sits in a per-run cgroup of another pybox process
+// (a concurrently running test binary): pid namespace ids are reused, so
+// its namespace may equal one this package used earlier. Sandboxed code
+// cannot leave its cgroup (it has its own cgroup namespace and no
+// cgroupfs), so this cannot hide a real leftover of ours.
+func inOtherPybox(pid string) bool {
+	b, _ := os.ReadFile(filepath.Join("/proc", pid, "cgroup"))
+	own := fmt.Sprintf("/pybox/%d-", os.Getpid())
+	return strings.Contains(string(b), "/pybox/") && !strings.Contains(string(b), own)
 }
 
 func cmdline(pid string) string {
@@ -269,15 +280,6 @@ func ownGroup(dir string) bool {
 // leftoverCgroups lists run-* cgroups that hold no live process of another
 // (concurrent) pybox user and do not go away within a grace period.
 func leftoverCgroups() []string {
-	ours := func() map[string]bool {
-		nsMu.Lock()
-		defer nsMu.Unlock()
-		m := map[string]bool{}
-		for k := range pidNamespaces {
-			m[k] = true
-		}
-		return m
-	}()
 	suspects := func() []string {
 		var out []string
 		seen := map[string]bool{}
@@ -287,15 +289,11 @@ func leftoverCgroups() []string {
 					continue
 				}
 				seen[m] = true
-				procs, _ := os.ReadFile(filepath.Join(m, "cgroup.procs"))
-				pids := strings.Fields(string(procs))
 				// Groups are named "<supervisor pid>-<seq>" (or "run-<id>").
-				foreign := len(pids) > 0 || !ownGroup(m)
-				for _, p := range pids {
-					if l, err := os.Readlink("/proc/" + p + "/ns/pid"); err == nil && ours[l] {
-						foreign = false
-					}
-				}
+				// Only this process's groups can be its leftovers: pid
+				// namespace ids are reused, so matching processes in other
+				// test binaries' groups against ours gives false alarms.
+				foreign := !ownGroup(m)
 				if !foreign {
 					out = append(out, m)
 				}

@@ -1,0 +1,640 @@
+package gvisor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pybox-dev/pybox/internal/api"
+	"github.com/pybox-dev/pybox/internal/backend"
+	"github.com/pybox-dev/pybox/internal/cgroup"
+	"github.com/pybox-dev/pybox/internal/runner"
+)
+
+// passEnv are host variables passed through because they describe the host
+// CPU, not the user (as in the native backend).
+var passEnv = []string{"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
+
+var platformRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+// trace makes every run print its phase timings to stderr (PYBOX_TRACE=1).
+var trace = os.Getenv("PYBOX_TRACE") == "1"
+
+// seq numbers run directories, /etc copies and cgroups of this process.
+var seq atomic.Uint64
+
+type gvisorBackend struct {
+	runsc    string
+	platform string
+	dir      string
+	lay      layout
+	cg       cgroup.Info
+	cgErr    error
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// resolve fills in o's defaults and checks that runsc can be used: it is
+// found, we are root (runsc runs rootful; the backend mounts tmpfs), the
+// platform name is sane.
+func resolve(o Options) (Options, error) {
+	if o.Runsc == "" {
+		o.Runsc = "runsc"
+	}
+	if o.Platform == "" {
+		o.Platform = DefaultPlatform
+	}
+	if o.Dir == "" {
+		o.Dir = DefaultDir
+	}
+	p, err := exec.LookPath(o.Runsc)
+	if err != nil {
+		return o, fmt.Errorf("gvisor: runsc not found (%v): install it (apt-get install runsc) or set %s", err, EnvRunsc)
+	}
+	o.Runsc = p
+	if !platformRE.MatchString(o.Platform) {
+		return o, fmt.Errorf("gvisor: invalid runsc platform %q (%s): want e.g. ptrace or kvm", o.Platform, EnvPlatform)
+	}
+	if !filepath.IsAbs(o.Dir) {
+		return o, fmt.Errorf("gvisor: run directory %q (%s) must be absolute", o.Dir, EnvDir)
+	}
+	if os.Geteuid() != 0 {
+		return o, fmt.Errorf("gvisor: the gvisor backend needs root (euid is %d): it runs runsc rootful and mounts tmpfs", os.Geteuid())
+	}
+	return o, nil
+}
+
+// Available reports whether a backend with options o could be made here,
+// without making one: nil when runsc is found and usable by this process.
+func Available(o Options) error {
+	_, err := resolve(o)
+	return err
+}
+
+func newFromEnv() (backend.Backend, error) { return New(OptionsFromEnv(os.Getenv)) }
+
+// New returns a gvisor backend. It removes run directories and cgroups
+// left by pybox processes that died, and builds the generated /etc shared
+// by this backend's runs.
+func New(o Options) (backend.Backend, error) {
+	o, err := resolve(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("gvisor: %w", err)
+	}
+	if err := os.Chmod(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("gvisor: %w", err)
+	}
+	if err := cleanupStale(o.Dir); err != nil {
+		return nil, fmt.Errorf("gvisor: remove stale run directories: %w", err)
+	}
+	b := &gvisorBackend{runsc: o.Runsc, platform: o.Platform, dir: o.Dir, lay: layout{binds: []string{"/usr"}, symlinks: map[string]string{}}}
+	for _, d := range []string{"bin", "sbin", "lib", "lib32", "lib64", "libx32"} {
+		p := "/" + d
+		fi, err := os.Lstat(p)
+		switch {
+		case err != nil:
+		case fi.Mode()&os.ModeSymlink != 0:
+			if t, err := os.Readlink(p); err == nil {
+				b.lay.symlinks[d] = t
+			}
+		case fi.IsDir():
+			b.lay.binds = append(b.lay.binds, p)
+		}
+	}
+	if b.lay.etcDir, err = sharedEtc(o.Dir); err != nil {
+		return nil, fmt.Errorf("gvisor: generate /etc: %w", err)
+	}
+	b.cg, b.cgErr = cgroup.Detect()
+	if b.cgErr == nil {
+		_ = cgroup.Cleanup()
+	}
+	return b, nil
+}
+
+func (b *gvisorBackend) Name() string { return Name }
+
+// Close makes later runs fail. Runs in flight go on until they end. The
+// generated /etc stays: other pybox processes share it.
+func (b *gvisorBackend) Close(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	return nil
+}
+
+// SetupError is a failure of runsc to start the sandbox.
+type SetupError struct{ Msg string }
+
+func (e *SetupError) Error() string { return "gvisor: runsc could not start the sandbox: " + e.Msg }
+
+// run is the state of one execution.
+type run struct {
+	start time.Time
+	req   *api.Request
+	hooks backend.Hooks
+	res   *api.Result
+
+	mu         sync.Mutex
+	timedOut   bool
+	outputOver bool
+	cancelled  bool
+}
+
+func (r *run) set(f *bool) {
+	r.mu.Lock()
+	*f = true
+	r.mu.Unlock()
+}
+
+func (b *gvisorBackend) Run(ctx context.Context, req *api.Request, hooks backend.Hooks) (*api.Result, error) {
+	start := time.Now()
+	r := &run{start: start, req: req, hooks: hooks, res: &api.Result{ExitCode: -1}}
+	uid := sandboxUID
+	r.res.Isolation = api.Isolation{
+		Backend:      Name,
+		Namespaces:   namespaces,
+		UID:          &uid,
+		Capabilities: "none",
+		NoNewPrivs:   true,
+		Seccomp:      "gVisor sentry (platform " + b.platform + "): the code's system calls never reach the host kernel",
+		Network:      api.NetNone,
+		Filesystem:   "gVisor gofer: read-only root and binds of /usr and a generated /etc; host tmpfs /work and /tmp",
+		Limits: api.Limits{
+			TimeoutMS:   req.Timeout.D().Milliseconds(),
+			OutputBytes: int64(req.OutputLimit),
+			DiskBytes:   int64(req.Disk),
+		},
+	}
+	err := b.run(ctx, r)
+	r.res.Usage.WallMS = time.Since(start).Milliseconds()
+	if err != nil {
+		var ie *api.InputError
+		if errors.As(err, &ie) {
+			r.res.Status = api.StatusInputError
+		} else {
+			r.res.Status = api.StatusSandboxError
+		}
+		r.res.Error = err.Error()
+		return r.res, err
+	}
+	return r.res, nil
+}
+
+// interpreter resolves the interpreter path and, when it lives outside
+// /usr, the directory tree that must be bound for it.
+func interpreter(p string) (argv0, extraBind string, err error) {
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", "", fmt.Errorf("python interpreter %s: %w", p, err)
+	}
+	fi, err := os.Stat(real)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o001 == 0 {
+		return "", "", fmt.Errorf("python interpreter %s is not an executable file for everyone", p)
+	}
+	if strings.HasPrefix(real, "/usr/") {
+		return real, "", nil
+	}
+	prefix := filepath.Dir(filepath.Dir(real))
+	if prefix == "/" {
+		return "", "", fmt.Errorf("python interpreter %s: cannot mount its prefix /", p)
+	}
+	return real, prefix, nil
+}
+
+func environ(req *api.Request) []string {
+	env := []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"HOME=/work",
+		"USER=sandbox",
+		"LANG=C.UTF-8",
+		"TMPDIR=/tmp",
+		"MPLBACKEND=Agg",
+		"MPLCONFIGDIR=/tmp/.matplotlib",
+	}
+	for _, k := range passEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	keys := make([]string, 0, len(req.Env))
+	for k := range req.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+req.Env[k])
+	}
+	return env
+}
+
+func (b *gvisorBackend) run(ctx context.Context, r *run) error {
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return errors.New("gvisor: backend closed")
+	}
+	req := r.req
+	iso := &r.res.Isolation
+	argv0, extra, err := interpreter(req.Python)
+	if err != nil {
+		return &api.InputError{Field: "python", Msg: err.Error()}
+	}
+	var in bytes.Buffer
+	if err := runner.WriteFrame(&in, runner.NewExec(req.Code, req.Globals)); err != nil {
+		return err
+	}
+	n := seq.Add(1)
+
+	// The cgroup holds every process of the run, gVisor's own included.
+	var cg *cgroup.Group
+	if b.cgErr == nil {
+		cg, err = cgroup.New(fmt.Sprintf("%d-gv%d", os.Getpid(), n), cgroup.Limits{
+			MemoryBytes: int64(req.Memory) + MemoryOverhead,
+			Pids:        PidsOverhead + PidsPerTask*req.Pids,
+			CPUs:        req.CPUs,
+			AllowSwap:   req.BestEffort,
+		})
+	} else {
+		err = b.cgErr
+	}
+	if err != nil {
+		if !req.BestEffort {
+			return fmt.Errorf("cgroup limits cannot be enforced: %w (run `pybox doctor`, or set best_effort to run without them)", err)
+		}
+		iso.Missing = append(iso.Missing, "cgroup: "+err.Error())
+		cg = nil
+	} else {
+		defer cg.Delete()
+		iso.Cgroup = cg.Version()
+		iso.Limits.MemoryBytes = int64(req.Memory)
+		iso.Limits.Pids = req.Pids
+		iso.Limits.CPUs = req.CPUs
+	}
+
+	// Run directory: bundle, runsc state, tmpfs for /work, /tmp, channel.
+	// The channel holds the exec frame and the result frames (capped by
+	// readResult's frame cap, twice, plus slack).
+	maxFrame := int(req.OutputLimit)*2 + 1<<20
+	chanBytes := int64(in.Len()) + int64(maxFrame)*2 + 1<<20
+	d, err := makeRunDir(filepath.Join(b.dir, fmt.Sprintf("%d-run%d", os.Getpid(), n)), int64(req.Disk), chanBytes)
+	if err != nil {
+		return fmt.Errorf("gvisor: run directory: %w", err)
+	}
+	removed := false
+	defer func() {
+		if !removed {
+			_ = d.remove()
+		}
+	}()
+	if err := writeFiles(d.work(), req.Files); err != nil {
+		return err
+	}
+	if err := d.writeChannel(in.Bytes()); err != nil {
+		return fmt.Errorf("gvisor: channel: %w", err)
+	}
+	if err := makeRootfs(d.rootfs(), &b.lay, req.Mounts); err != nil {
+		return err
+	}
+	spec := makeSpec(specInput{
+		args:   runner.Args(argv0, guestChan+"/"+chanIn, guestChan+"/"+chanOut),
+		env:    environ(req),
+		disk:   int64(req.Disk),
+		pids:   req.Pids,
+		lay:    &b.lay,
+		extra:  extra,
+		mounts: req.Mounts,
+		d:      d,
+	})
+	sb, err := json.Marshal(spec)
+	if err != nil {
+		return fmt.Errorf("gvisor: encode OCI spec: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(d.bundle(), "config.json"), sb, 0o600); err != nil {
+		return fmt.Errorf("gvisor: %w", err)
+	}
+
+	// Pipes for stdout and stderr.
+	var closers []io.Closer
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	closers = append(closers, outR, outW)
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	closers = append(closers, errR, errW)
+
+	id := fmt.Sprintf("pybox-%d-%d", os.Getpid(), n)
+	args := []string{
+		"--root=" + d.state(),
+		"--platform=" + b.platform,
+		"--network=none",
+		"--ignore-cgroups",
+		// Nothing but this run changes its mounts while it runs (/usr and
+		// /etc are read-only, /work and /tmp are private tmpfs), so the
+		// sentry may cache them instead of revalidating every lookup with
+		// the gofer: much faster imports.
+		"--file-access-mounts=exclusive",
+		"--log=" + filepath.Join(d.path, "runsc.log"),
+		"run", "--bundle=" + d.bundle(), id,
+	}
+	cmd, gateR, gateW, err := b.command(args, cg, outW, errW)
+	if err != nil {
+		return err
+	}
+	if gateR != nil {
+		closers = append(closers, gateR, gateW)
+	}
+	tStart := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("gvisor: start runsc: %w", err)
+	}
+	waited := false
+	kill := func() {
+		if cg != nil {
+			_ = cg.Kill()
+		}
+		_ = cmd.Process.Kill()
+	}
+	defer func() {
+		if !waited {
+			kill()
+			_ = cmd.Wait()
+		}
+	}()
+	outW.Close()
+	errW.Close()
+	if gateW != nil {
+		// v1: move the gate shell into the group, then let it exec runsc,
+		// so that every process runsc starts is born inside the group.
+		gateR.Close()
+		err := cg.AddProc(cmd.Process.Pid)
+		if err == nil {
+			_, err = gateW.Write([]byte{'\n'})
+		}
+		gateW.Close()
+		if err != nil {
+			return fmt.Errorf("gvisor: join cgroup: %w", err)
+		}
+	}
+
+	var wg sync.WaitGroup
+	var stdout, stderr capture
+	limit := int64(req.OutputLimit)
+	over := func() { r.set(&r.outputOver); kill() }
+	wg.Add(2)
+	go func() { defer wg.Done(); stdout.read(outR, limit, r.hooks.Stdout, over) }()
+	go func() { defer wg.Done(); stderr.read(errR, limit, r.hooks.Stderr, over) }()
+
+	timer := time.NewTimer(req.Timeout.D())
+	defer timer.Stop()
+	waitDone := make(chan error, 1)
+	go func() { waitDone <- cmd.Wait() }()
+	select {
+	case <-waitDone:
+	case <-timer.C:
+		r.set(&r.timedOut)
+		kill()
+		<-waitDone
+	case <-ctx.Done():
+		r.set(&r.cancelled)
+		kill()
+		<-waitDone
+	}
+	waited = true
+	tWaited := time.Now()
+	// runsc has exited; whatever it left (a sentry or gofer it did not
+	// reap, platform stubs) dies with the group before anything is read.
+	if cg != nil {
+		_ = cg.Kill()
+	} else {
+		b.forceDelete(d, id)
+	}
+	wg.Wait()
+
+	var stats cgroup.Stats
+	if cg != nil {
+		stats, _ = cg.Stats()
+	}
+	fin := finishInput{stdout: &stdout, stderr: &stderr, stats: stats, haveStats: cg != nil, exitCode: -1}
+	if cmd.ProcessState != nil {
+		fin.exitCode = cmd.ProcessState.ExitCode() // -1 when killed by a signal
+	}
+	fin.started, fin.frames = readChannel(filepath.Join(d.chan_(), chanOut), maxFrame, limit)
+	if req.CollectFiles {
+		fin.files, fin.filesTruncated = collect(d.work(), int64(req.FilesLimit))
+	}
+	if log, err := os.ReadFile(filepath.Join(d.path, "runsc.log")); err == nil {
+		fin.runscLog = string(log)
+	}
+	err = d.remove()
+	removed = true
+	if trace {
+		fmt.Fprintf(os.Stderr, "pybox trace: gvisor setup %v, runsc %v, teardown %v\n", tStart.Sub(r.start), tWaited.Sub(tStart), time.Since(tWaited))
+	}
+	if err != nil {
+		return fmt.Errorf("gvisor: remove run directory: %w", err)
+	}
+	return b.finish(r, fin)
+}
+
+// command builds the runsc command. On cgroup v2 it is started straight
+// into the group (CLONE_INTO_CGROUP). On v1 that is impossible, so a shell
+// waits on a gate pipe (gateR, its fd 3) until the caller has moved it into
+// the group and written to gateW, then execs runsc: runsc, the sentry and
+// the gofer are all born inside the group.
+func (b *gvisorBackend) command(args []string, cg *cgroup.Group, stdout, stderr *os.File) (cmd *exec.Cmd, gateR, gateW *os.File, err error) {
+	attr := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd = &exec.Cmd{
+		Path:        b.runsc,
+		Args:        append([]string{"runsc"}, args...),
+		Env:         []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+		Stdout:      stdout,
+		Stderr:      stderr,
+		SysProcAttr: attr,
+	}
+	if cg == nil {
+		return cmd, nil, nil, nil
+	}
+	if fd, ok := cg.FD(); ok {
+		attr.UseCgroupFD = true
+		attr.CgroupFD = fd
+		return cmd, nil, nil, nil
+	}
+	gateR, gateW, err = os.Pipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cmd.Path = "/bin/sh"
+	cmd.Args = append([]string{"sh", "-c", `read -r _ <&3 || exit 127; exec 3<&-; exec "$0" "$@"`, b.runsc}, args...)
+	cmd.ExtraFiles = []*os.File{gateR}
+	return cmd, gateR, gateW, nil
+}
+
+// forceDelete asks runsc to remove a container whose runsc run was killed
+// (only needed without a cgroup, which otherwise kills everything).
+func (b *gvisorBackend) forceDelete(d *runDir, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = exec.CommandContext(ctx, b.runsc, "--root="+d.state(), "delete", "--force", id).Run()
+}
+
+// readChannel reads the runner's result file: whether the runner started
+// (it truncates the placeholder) and the frames it wrote.
+func readChannel(p string, maxFrame int, limit int64) (started bool, f *frames) {
+	f = &frames{}
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		f.err = err
+		return true, f
+	}
+	fh := os.NewFile(uintptr(fd), p)
+	defer fh.Close()
+	var head [len(outUnstarted) + 1]byte
+	k, _ := io.ReadFull(fh, head[:])
+	if string(head[:k]) == outUnstarted {
+		f.err = errors.New("the runner never started")
+		return false, f
+	}
+	if _, err := fh.Seek(0, io.SeekStart); err != nil {
+		f.err = err
+		return true, f
+	}
+	f.read(fh, maxFrame, limit)
+	return true, f
+}
+
+type finishInput struct {
+	started        bool
+	exitCode       int
+	frames         *frames
+	stdout, stderr *capture
+	files          []api.OutFile
+	filesTruncated bool
+	stats          cgroup.Stats
+	haveStats      bool
+	runscLog       string
+}
+
+// runscFailed is runsc's exit code when it fails itself.
+const runscFailed = 128
+
+func (b *gvisorBackend) finish(r *run, in finishInput) error {
+	res := r.res
+	res.Stdout, res.StdoutTruncated = in.stdout.String(), in.stdout.truncated
+	res.Stderr, res.StderrTruncated = in.stderr.String(), in.stderr.truncated
+	if in.haveStats {
+		res.Usage.PeakMemoryBytes = in.stats.PeakMemoryBytes
+		res.Usage.CPUMS = in.stats.CPUNanos / 1e6
+	}
+	r.mu.Lock()
+	timedOut, outputOver, cancelled := r.timedOut, r.outputOver, r.cancelled
+	r.mu.Unlock()
+	oom := in.haveStats && in.stats.OOMKills > 0
+	code := in.exitCode
+	// runsc exits with 128+n when the code died of signal n; a result
+	// frame means the interpreter went through its normal exit instead.
+	signalled := code > runscFailed && code < runscFailed+65 && in.frames.result == nil
+
+	switch {
+	case timedOut:
+		res.Status = api.StatusTimeout
+		res.Error = fmt.Sprintf("timed out after %s", r.req.Timeout)
+	case outputOver:
+		res.Status = api.StatusOutputLimit
+		res.Error = fmt.Sprintf("output exceeded the %s limit", r.req.OutputLimit)
+	case oom:
+		res.Status = api.StatusMemoryLimit
+		res.Error = fmt.Sprintf("memory limit of %s exceeded", r.req.Memory)
+	case cancelled:
+		res.Status = api.StatusKilled
+		res.Error = "cancelled"
+	case in.haveStats && in.stats.PidsLimitHit && in.frames.result == nil && code != 0:
+		// Under ptrace, failed guest forks can leave host stub tasks
+		// behind until the host backstop is hit and the sentry dies.
+		res.Status = api.StatusKilled
+		res.Error = "the sandbox hit its host task limit (gVisor's backstop for the pids limit) and was stopped"
+	case !in.started:
+		return &SetupError{Msg: runscError(in.exitCode, in.stderr.String(), in.runscLog)}
+	case code < 0:
+		res.Status = api.StatusKilled
+		res.Error = "runsc was killed"
+	case signalled:
+		res.Signal = unix.SignalName(syscall.Signal(code - runscFailed))
+		res.Status = api.StatusKilled
+		res.Error = "killed by signal " + res.Signal
+	default:
+		res.ExitCode = code
+		fromRunner(res, in)
+	}
+	if res.Status == api.StatusSuccess || res.Status == api.StatusRunError {
+		res.Files, res.FilesTruncated = in.files, in.filesTruncated
+	}
+	res.Outputs, res.OutputsTruncated = in.frames.outputs, in.frames.outputsTruncated
+	return nil
+}
+
+// runscError picks the most useful line of runsc's complaint.
+func runscError(code int, stderr, log string) string {
+	for _, s := range []string{stderr, log} {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		lines := strings.Split(s, "\n")
+		return strings.TrimSpace(lines[len(lines)-1])
+	}
+	return "runsc exited with code " + strconv.Itoa(code) + " before starting the interpreter"
+}
+
+// fromRunner sets the status of a run whose interpreter exited normally,
+// from its exit code and the runner's result frame (as the native backend).
+func fromRunner(res *api.Result, in finishInput) {
+	m := in.frames.result
+	if m != nil {
+		res.ReturnValue = m.ReturnValue
+		res.Error = m.Error
+	}
+	switch {
+	case res.ExitCode == 0 && (m == nil || m.OK || m.ExitCode != nil):
+		res.Status = api.StatusSuccess
+		res.Error = ""
+	default:
+		res.Status = api.StatusRunError
+		if res.Error == "" {
+			if in.frames.err != nil && m == nil {
+				res.Error = fmt.Sprintf("interpreter exited with code %d without a result (%v)", res.ExitCode, in.frames.err)
+			} else {
+				res.Error = fmt.Sprintf("interpreter exited with code %d", res.ExitCode)
+			}
+		}
+	}
+}

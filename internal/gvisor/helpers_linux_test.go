@@ -1,0 +1,65 @@
+package gvisor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/pybox-dev/pybox/internal/api"
+	"github.com/pybox-dev/pybox/internal/backend"
+	"github.com/pybox-dev/pybox/internal/testing/require"
+)
+
+var (
+	shared     backend.Backend
+	sharedErr  error
+	sharedOnce sync.Once
+)
+
+// testDir keeps the tests' run directories apart from a real pybox's.
+const testDir = "/run/pybox-gvisor-test"
+
+func testOptions() Options {
+	o := OptionsFromEnv(os.Getenv)
+	if o.Dir == "" {
+		o.Dir = testDir
+	}
+	return o
+}
+
+// newTestBackend returns the backend shared by the package's tests, or
+// skips (fails under PYBOX_REQUIRE_ISOLATION=1) when runsc cannot run here.
+func newTestBackend(t *testing.T) backend.Backend {
+	t.Helper()
+	err := Available(testOptions())
+	require.Feature(t, err == nil, "runsc not installed or not usable: %v", err)
+	sharedOnce.Do(func() { shared, sharedErr = New(testOptions()) })
+	require.NoError(t, sharedErr)
+	return shared
+}
+
+// runReq defaults, validates and runs req.
+func runReq(t *testing.T, req api.Request) *api.Result {
+	t.Helper()
+	b := newTestBackend(t)
+	req.Backend = Name
+	req = req.WithDefaults()
+	require.NoError(t, req.Validate())
+	res, err := b.Run(context.Background(), &req, backend.Hooks{})
+	require.NoError(t, err)
+	require.NotNil(t, res)
+	return res
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		if err := shared.Close(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, "close:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
