@@ -61,12 +61,22 @@ func ParseDuration(s string) (Duration, error) { return api.ParseDuration(s) }
 type Options struct {
 	// Logger receives debug and error logs; nil discards them.
 	Logger *slog.Logger
+	// ForkServer keeps, per policy, a warm template sandbox (numpy
+	// already imported) and forks a fresh, fully isolated sandbox from it
+	// for every execution: much faster than a cold start for programs
+	// that run many executions (servers, agents). The first execution of
+	// a policy runs cold while its template boots. Native backend only.
+	ForkServer bool
+	// Preload names the modules templates import once (default numpy,
+	// when installed).
+	Preload []string
 }
 
 // Sandbox runs requests. It is safe for concurrent use; each Run gets a
 // fresh, isolated sandbox.
 type Sandbox struct {
-	log *slog.Logger
+	log  *slog.Logger
+	opts Options
 
 	mu       sync.Mutex
 	closed   bool
@@ -79,7 +89,7 @@ func New(opts Options) *Sandbox {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &Sandbox{log: l, backends: map[string]backend.Backend{}}
+	return &Sandbox{log: l, opts: opts, backends: map[string]backend.Backend{}}
 }
 
 // RunOptions are per-call callbacks.
@@ -151,6 +161,10 @@ func (s *Sandbox) backend(name string) (backend.Backend, error) {
 	b, err := f()
 	if err != nil {
 		return nil, fmt.Errorf("pybox: backend %q: %w", name, err)
+	}
+	if c, ok := b.(backend.Configurable); ok {
+		o := backend.Options{ForkServer: s.opts.ForkServer, Preload: s.opts.Preload}
+		c.Configure(o)
 	}
 	s.backends[name] = b
 	return b, nil

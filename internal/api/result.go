@@ -97,6 +97,9 @@ type Isolation struct {
 	Network string `json:"network,omitempty"`
 	// Filesystem describes the root: e.g. "pivot_root, read-only binds".
 	Filesystem string `json:"filesystem,omitempty"`
+	// ForkServer says the sandbox was forked from a warm template (same
+	// layers, built per execution by the template; see RATIONALE.md).
+	ForkServer bool `json:"fork_server,omitempty"`
 	// Missing lists layers that best-effort mode skipped.
 	Missing []string `json:"missing,omitempty"`
 }

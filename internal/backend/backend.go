@@ -106,3 +106,17 @@ type SessionBackend interface {
 
 // ErrSessionGone is returned by calls on a session that has ended.
 var ErrSessionGone = errors.New("session is gone")
+
+// Options tune backends; the root package passes pybox.Options on.
+type Options struct {
+	// ForkServer lets a backend keep warm templates and fork a fresh
+	// sandbox per execution from them.
+	ForkServer bool
+	// Preload are modules a template imports once.
+	Preload []string
+}
+
+// Configurable is implemented by backends that take Options.
+type Configurable interface {
+	Configure(Options)
+}

@@ -26,6 +26,11 @@ const (
 	Hostname   = "pybox"
 )
 
+// TemplateAllow are the syscalls a fork-server template needs that the
+// sandbox's seccomp filter otherwise denies; every child denies them again
+// with a small stacked filter.
+var TemplateAllow = []string{"mount", "umount2", "unshare", "setns"}
+
 // InitThreads is how many tasks the pids limit reserves for the init
 // process's own threads (a Go process runs several), so that Request.Pids
 // counts the user's processes and threads only.
@@ -61,6 +66,13 @@ type Config struct {
 	// Session keeps init serving file requests on the control channel
 	// while the interpreter runs (see Request).
 	Session bool `json:"session,omitempty"`
+	// Template makes the interpreter a fork-server template
+	// (internal/zygote): it keeps uid 0 and its capabilities inside the
+	// sandbox's user namespace, gets no Landlock domain and a seccomp
+	// filter that still allows TemplateAllow, because it builds a fresh
+	// sandbox for every child; each child drops all of that before any
+	// user code runs.
+	Template bool `json:"template,omitempty"`
 	// Trace asks init to report how long each step took.
 	Trace bool `json:"trace,omitempty"`
 }

@@ -380,6 +380,11 @@ func pivotRoot(*state) error {
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("detach old root: %w", err)
 	}
+	// Mount namespaces made later (by a fork server's children) must
+	// not propagate mounts back here.
+	if err := unix.Mount("", "/", "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
 	return unix.Chdir("/work")
 }
 
@@ -427,7 +432,12 @@ func setRlimits(s *state) error {
 // unavailable. Init keeps its own effective capabilities (needed to switch
 // the interpreter to the sandbox uid and to reap and kill); the interpreter
 // gets none: it runs as a non-zero uid.
-func dropBoundingCaps(*state) error {
+func dropBoundingCaps(s *state) error {
+	if s.cfg.Template {
+		// The template must keep its capabilities to build its
+		// children's sandboxes; the children drop the bounding set.
+		return unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+	}
 	for c := 0; c <= unix.CAP_LAST_CAP; c++ {
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
 			return fmt.Errorf("drop capability %d: %w", c, err)
@@ -440,6 +450,11 @@ func dropBoundingCaps(*state) error {
 }
 
 func applyLandlock(s *state) error {
+	if s.cfg.Template {
+		// Landlock would forbid the template's per-child mounts; each
+		// child restricts itself after them.
+		return nil
+	}
 	// The whole root is pybox's own construction (a read-only tmpfs of
 	// read-only binds, /proc, /dev), so all of it may be read; writes are
 	// allowed only below the writable directories.
@@ -473,7 +488,11 @@ func applyLandlock(s *state) error {
 }
 
 func applySeccomp(s *state) error {
-	info, err := seccomp.Install(seccomp.Options{})
+	opts := seccomp.Options{}
+	if s.cfg.Template {
+		opts.Allow = TemplateAllow
+	}
+	info, err := seccomp.Install(opts)
 	if err != nil {
 		if s.cfg.BestEffort {
 			s.ready.Missing = append(s.ready.Missing, "seccomp: "+err.Error())
@@ -486,15 +505,19 @@ func applySeccomp(s *state) error {
 }
 
 func startInterpreter(s *state) error {
+	sys := &syscall.SysProcAttr{
+		Setsid:     true,
+		Pdeathsig:  syscall.SIGKILL,
+		Credential: &syscall.Credential{Uid: SandboxUID, Gid: SandboxGID, Groups: []uint32{}},
+	}
+	if s.cfg.Template {
+		sys.Credential = nil // uid 0 in the sandbox's user namespace
+	}
 	pid, err := syscall.ForkExec(s.cfg.Argv[0], s.cfg.Argv, &syscall.ProcAttr{
 		Dir:   "/work",
 		Env:   s.cfg.Env,
 		Files: []uintptr{0, 1, 2, FDRunnerIn, FDRunnerOut},
-		Sys: &syscall.SysProcAttr{
-			Setsid:     true,
-			Pdeathsig:  syscall.SIGKILL,
-			Credential: &syscall.Credential{Uid: SandboxUID, Gid: SandboxGID, Groups: []uint32{}},
-		},
+		Sys:   sys,
 	})
 	if err != nil {
 		return fmt.Errorf("start %s: %w", s.cfg.Argv[0], err)

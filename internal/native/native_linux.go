@@ -49,6 +49,18 @@ var etcFiles = []string{
 var passEnv = []string{"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
 
 type nativeBackend struct {
+	// fsMu guards the fork-server state.
+	fsMu       sync.Mutex
+	forkServer bool
+	preload    []string
+	servers    map[string]*forkServer
+	starting   map[string]bool
+	fsErr      error
+	closed     bool
+	// deletes tracks cgroups being removed after their Result was
+	// returned; Close waits for them.
+	deletes sync.WaitGroup
+
 	binds    []string
 	symlinks map[string]string
 	etc      []string
@@ -57,7 +69,8 @@ type nativeBackend struct {
 }
 
 func newBackend() (backend.Backend, error) {
-	b := &nativeBackend{binds: []string{"/usr"}, symlinks: map[string]string{}}
+	b := &nativeBackend{binds: []string{"/usr"}, symlinks: map[string]string{},
+		servers: map[string]*forkServer{}, starting: map[string]bool{}, preload: preloadDefault}
 	// Usr-merged distributions have /bin -> usr/bin and friends: recreate
 	// the links; otherwise bind the directories.
 	for _, d := range []string{"bin", "sbin", "lib", "lib32", "lib64", "libx32"} {
@@ -86,8 +99,11 @@ func newBackend() (backend.Backend, error) {
 	return b, nil
 }
 
-func (b *nativeBackend) Name() string                    { return Name }
-func (b *nativeBackend) Close(ctx context.Context) error { return nil }
+func (b *nativeBackend) Name() string { return Name }
+func (b *nativeBackend) Close(ctx context.Context) error {
+	b.closeServers()
+	return nil
+}
 
 // SetupError is a failure to build the sandbox, naming the step.
 type SetupError struct {
@@ -138,6 +154,13 @@ type sandbox struct {
 // start builds a sandbox for req and starts its interpreter. On error
 // nothing is left running.
 func (b *nativeBackend) start(req *api.Request, cfg *initproc.Config) (sb *sandbox, err error) {
+	return b.startWith(req, cfg, nil)
+}
+
+// startWith is start, with fd3 (when non-nil) handed to the interpreter as
+// fd 3 instead of the runner's exec-frame pipe (the fork-server template's
+// socket).
+func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *os.File) (sb *sandbox, err error) {
 	sb = &sandbox{req: req, ctrlDone: make(chan struct{}), waitDone: make(chan struct{}),
 		readyCh: make(chan struct{}), replies: make(chan initproc.Message, 1)}
 	sb.iso = api.Isolation{
@@ -194,7 +217,9 @@ func (b *nativeBackend) start(req *api.Request, cfg *initproc.Config) (sb *sandb
 	if sb.errR, errW, err = pipe(); err != nil {
 		return sb, err
 	}
-	if rinR, sb.rinW, err = pipe(); err != nil {
+	if fd3 != nil {
+		rinR = fd3
+	} else if rinR, sb.rinW, err = pipe(); err != nil {
 		return sb, err
 	}
 	if sb.routR, routW, err = pipe(); err != nil {
@@ -397,7 +422,12 @@ func (f *limitFlags) get() (timedOut, outputOver, cancelled bool) {
 func (b *nativeBackend) Run(ctx context.Context, req *api.Request, hooks backend.Hooks) (*api.Result, error) {
 	begin := time.Now()
 	res := &api.Result{ExitCode: -1, Isolation: api.Isolation{Backend: Name}}
-	err := b.runOnce(ctx, req, hooks, res)
+	var err error
+	if fs := b.warm(req); fs != nil {
+		err = b.runWarm(ctx, fs, req, hooks, res)
+	} else {
+		err = b.runOnce(ctx, req, hooks, res)
+	}
 	res.Usage.WallMS = time.Since(begin).Milliseconds()
 	if err != nil {
 		res.Status = api.StatusSandboxError

@@ -33,8 +33,22 @@ package seccomp
 import "errors"
 
 // Options selects variations of the filter. The zero value is the default
-// sandbox filter; there are no variations yet.
-type Options struct{}
+// sandbox filter.
+//
+// The fork server (internal/zygote) splits the filter in two stacked
+// halves: its long-lived template gets the default filter minus the few
+// namespace and mount syscalls it needs to build each child's sandbox
+// (Allow), and every child adds a small filter that denies exactly those
+// (Only). A child's effective filter is the union of both denials.
+type Options struct {
+	// Allow leaves these syscalls out of the deny-list.
+	Allow []string `json:"allow,omitempty"`
+	// Only, when non-empty, builds a filter that denies just these
+	// syscalls with EPERM, plus clone with any CLONE_NEW* flag. The
+	// architecture check stays; the argument filters and the rest of the
+	// deny-list do not (the template's filter has them).
+	Only []string `json:"only,omitempty"`
+}
 
 // Info describes a built filter.
 type Info struct {

@@ -28,14 +28,28 @@ func Build(opts Options) ([]bpf.Instruction, Info, error) {
 		return nil, Info{}, fmt.Errorf("seccomp: %w", err)
 	}
 
-	prefix, err := argPrefix(info)
+	prefix, err := argPrefix(info, len(opts.Only) == 0)
 	if err != nil {
 		return nil, Info{}, err
 	}
 
 	epermGroup := libseccomp.SyscallGroup{Action: libseccomp.ActionErrno | libseccomp.Action(unix.EPERM)}
 	enosysGroup := libseccomp.SyscallGroup{Action: libseccomp.ActionErrno | libseccomp.Action(unix.ENOSYS)}
-	for _, d := range denyList {
+	list := denyList
+	if len(opts.Only) > 0 {
+		list = nil
+		for _, n := range opts.Only {
+			list = append(list, denial{name: n, errno: eperm})
+		}
+	}
+	allowed := map[string]bool{}
+	for _, n := range opts.Allow {
+		allowed[n] = true
+	}
+	for _, d := range list {
+		if allowed[d.name] {
+			continue
+		}
 		if _, ok := info.SyscallNames[d.name]; !ok {
 			if info.ID == arch.X86_64.ID {
 				// The list is written for x86_64: a missing name is a typo.
@@ -74,7 +88,12 @@ func Build(opts Options) ([]bpf.Instruction, Info, error) {
 	if _, err := bpf.Assemble(prog); err != nil {
 		return nil, Info{}, fmt.Errorf("seccomp: assemble the filter: %w", err)
 	}
-	n := len(enosysGroup.Names) + len(epermGroup.Names) + 1 + len(argFilters) // + clone
+	n := len(enosysGroup.Names) + len(epermGroup.Names) + 1 // + clone
+	if len(opts.Only) > 0 {
+		return prog, Info{Syscalls: n, Instructions: len(prog),
+			Summary: fmt.Sprintf("per-child filter: %d syscalls incl. clone namespace flags", n)}, nil
+	}
+	n += len(argFilters)
 	return prog, Info{
 		Syscalls:     n,
 		Instructions: len(prog),
@@ -94,7 +113,7 @@ func archSummary(info *arch.Info) string {
 // check and the argument filters on 32-bit arguments. On a match it returns;
 // otherwise it falls through to go-seccomp-bpf's program, which reloads what
 // it needs.
-func argPrefix(info *arch.Info) ([]bpf.Instruction, error) {
+func argPrefix(info *arch.Info, withArgs bool) ([]bpf.Instruction, error) {
 	nr := func(name string) (uint32, error) {
 		n, ok := info.SyscallNames[name]
 		if !ok {
@@ -115,6 +134,9 @@ func argPrefix(info *arch.Info) ([]bpf.Instruction, error) {
 		)
 	}
 	for _, f := range argFilters {
+		if !withArgs {
+			break
+		}
 		n, err := nr(f.syscall)
 		if err != nil {
 			return nil, err
@@ -189,6 +211,26 @@ func argLo(arg uint32) uint32 {
 func littleEndian() bool {
 	x := uint16(1)
 	return *(*byte)(unsafe.Pointer(&x)) == 1
+}
+
+// Raw returns the built filter as the kernel's struct sock_filter array
+// (8 bytes per instruction, native byte order), for installing it from
+// another program (the fork server's Python template).
+func Raw(opts Options) ([]byte, Info, error) {
+	prog, info, err := Build(opts)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		return nil, Info{}, fmt.Errorf("seccomp: assemble the filter: %w", err)
+	}
+	out := make([]byte, 0, 8*len(raw))
+	for _, r := range raw {
+		f := unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+		out = append(out, unsafe.Slice((*byte)(unsafe.Pointer(&f)), unsafe.Sizeof(f))...)
+	}
+	return out, info, nil
 }
 
 // Install sets no_new_privs and loads the filter on every thread of this

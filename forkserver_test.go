@@ -1,0 +1,152 @@
+package pybox_test
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pybox-dev/pybox"
+	"github.com/pybox-dev/pybox/internal/testing/require"
+)
+
+// warmSandbox returns a sandbox whose fork server is up (its runs report
+// isolation.fork_server).
+func warmSandbox(t *testing.T) *pybox.Sandbox {
+	t.Helper()
+	require.Root(t)
+	require.UserNS(t)
+	sb := pybox.New(pybox.Options{ForkServer: true})
+	t.Cleanup(func() { sb.Close(context.Background()) })
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		res, err := sb.Run(context.Background(), pybox.Request{Code: "1"})
+		require.NoError(t, err)
+		require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+		if res.Isolation.ForkServer {
+			return sb
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("fork server never became ready")
+	return nil
+}
+
+func warmRun(t *testing.T, sb *pybox.Sandbox, req pybox.Request) *pybox.Result {
+	t.Helper()
+	res, err := sb.Run(context.Background(), req)
+	require.NoError(t, err)
+	require.True(t, res.Isolation.ForkServer, "not run by the fork server")
+	return res
+}
+
+func TestForkServerBasics(t *testing.T) {
+	sb := warmSandbox(t)
+	res := warmRun(t, sb, pybox.Request{Code: "import numpy as np\nprint('hi')\nnp.arange(4).sum()"})
+	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+	require.Equal(t, "hi\n", res.Stdout)
+	require.Equal(t, "6", string(res.ReturnValue))
+	iso := res.Isolation
+	require.True(t, iso.LandlockABI > 0 && iso.Seccomp != "" && iso.Cgroup != "", "%+v", iso)
+
+	res = warmRun(t, sb, pybox.Request{Code: `import os
+st = open('/proc/self/status').read()
+f = {l.split(':')[0]: l.split(':')[1].strip() for l in st.splitlines()}
+print(os.getuid(), os.getgid(), os.getgroups(), f['CapEff'], f['CapBnd'], f['NoNewPrivs'], f['Seccomp'], os.getcwd())
+print(sorted(os.listdir('/proc/self/fd'), key=int))
+try:
+    open('/usr/x', 'w')
+except OSError as e:
+    print('usr', e.errno)
+import socket
+try:
+    socket.create_connection(('127.0.0.1', 1), timeout=1)
+except OSError as e:
+    print('tcp', e.errno)
+`})
+	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+	lines := strings.Split(res.Stdout, "\n")
+	require.Equal(t, "1000 1000 [] 0000000000000000 0000000000000000 1 2 /work", lines[0])
+	require.Equal(t, "['0', '1', '2', '3', '100', '101']", lines[1])
+	require.Contains(t, res.Stdout, "usr 30")
+	require.Contains(t, res.Stdout, "tcp 13") // Landlock: EACCES
+
+	for _, tc := range []struct {
+		req    pybox.Request
+		status string
+	}{
+		{pybox.Request{Code: "1/0"}, pybox.StatusRunError},
+		{pybox.Request{Code: "import sys; sys.exit(5)"}, pybox.StatusRunError},
+		{pybox.Request{Code: "while True: pass", Timeout: pybox.Duration(time.Second)}, pybox.StatusTimeout},
+		{pybox.Request{Code: "x = bytearray(256 << 20)", Memory: 64 << 20}, pybox.StatusMemoryLimit},
+		{pybox.Request{Code: "while True: print('z' * 100)", OutputLimit: 16 << 10}, pybox.StatusOutputLimit},
+		{pybox.Request{Code: "import os; os.kill(os.getpid(), 9)"}, pybox.StatusKilled},
+	} {
+		res := warmRun(t, sb, tc.req)
+		require.Equal(t, tc.status, res.Status, "%s: %s", tc.req.Code, res.Error)
+	}
+	res = warmRun(t, sb, pybox.Request{Code: "open('o.txt','w').write(open('i.txt').read()*2)",
+		Files: []pybox.File{{Name: "i.txt", Data: []byte("ab")}}, CollectFiles: true})
+	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+	got := map[string]string{}
+	for _, f := range res.Files {
+		got[f.Name] = string(f.Data)
+	}
+	require.Equal(t, "abab", got["o.txt"])
+}
+
+// TestForkServerNoLeaks: nothing of one execution is visible to the next,
+// and concurrent executions cannot see each other.
+func TestForkServerNoLeaks(t *testing.T) {
+	sb := warmSandbox(t)
+	res := warmRun(t, sb, pybox.Request{Code: `import os, socket, subprocess, sys
+open('/work/left.txt', 'w').write('x'); open('/tmp/left.txt', 'w').write('x'); open('/dev/shm/left', 'w').write('x')
+s = socket.socket(socket.AF_UNIX); s.bind('\0pybox-leak-test'); s.listen()
+subprocess.Popen(['sleep', '1000.77'], start_new_session=True)
+import numpy; numpy.leaked = True
+sys.modules['json'] = None
+print(len([p for p in os.listdir('/proc') if p.isdigit()]))`})
+	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+	res = warmRun(t, sb, pybox.Request{Code: `import os, socket, numpy, json
+print(os.path.exists('/work/left.txt'), os.path.exists('/tmp/left.txt'), os.path.exists('/dev/shm/left'), hasattr(numpy, 'leaked'))
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect('\0pybox-leak-test'); print('connected')
+except OSError as e:
+    print('refused')
+print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))`})
+	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+	require.Equal(t, "False False False False\nrefused\n[1, 2]\n", res.Stdout)
+	out, _ := exec.Command("pgrep", "-f", "sleep 1000.77").Output()
+	require.Equal(t, "", strings.TrimSpace(string(out)), "a process outlived its execution")
+
+	// Two at once: each sees only its own pid namespace (pids 1 and 2).
+	var wg sync.WaitGroup
+	outs := make([]string, 2)
+	for i := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := sb.Run(context.Background(), pybox.Request{Code: "import os, time\ntime.sleep(0.5)\nprint(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))"})
+			if err == nil {
+				outs[i] = r.Stdout
+			}
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, "[1, 2]\n", outs[0])
+	require.Equal(t, "[1, 2]\n", outs[1])
+}
+
+// TestForkServerCloseLeavesNothing: Close ends every template.
+func TestForkServerCloseLeavesNothing(t *testing.T) {
+	sb := warmSandbox(t)
+	before, _ := exec.Command("pgrep", "-f", "pybox fork-server template").Output()
+	require.True(t, len(strings.Fields(string(before))) > 0, "no template was running")
+	require.NoError(t, sb.Close(context.Background()))
+	time.Sleep(100 * time.Millisecond)
+	out, _ := exec.Command("pgrep", "-f", "pybox fork-server template").Output()
+	require.Equal(t, "", strings.TrimSpace(string(out)), "a template survived Close")
+}

@@ -1,0 +1,516 @@
+package native
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pybox-dev/pybox/internal/api"
+	"github.com/pybox-dev/pybox/internal/backend"
+	"github.com/pybox-dev/pybox/internal/cgroup"
+	"github.com/pybox-dev/pybox/internal/initproc"
+	"github.com/pybox-dev/pybox/internal/landlock"
+	"github.com/pybox-dev/pybox/internal/runner"
+	"github.com/pybox-dev/pybox/internal/seccomp"
+	"github.com/pybox-dev/pybox/internal/zygote"
+)
+
+// Fork-server tuning. A template is replaced after maxForks executions or
+// maxAge (its children share its address-space layout and heap, so it must
+// not live forever), and at once on any sign of trouble.
+const (
+	maxForks      = 2000
+	maxAge        = 10 * time.Minute
+	templateBoot  = 2 * time.Minute
+	templateLimit = 1 << 30 // memory of the template sandbox itself
+)
+
+// forkServer is one template sandbox serving one policy.
+type forkServer struct {
+	key   string
+	sb    *sandbox
+	conn  *net.UnixConn
+	born  time.Time
+	iso   api.Isolation
+	ready zygote.Reply
+
+	// mu serialises fork requests on conn.
+	mu    sync.Mutex
+	seq   uint64
+	forks int
+
+	// inflight counts executions whose processes live in the template's
+	// pid namespace: closing the template would kill them.
+	inflight sync.WaitGroup
+	state    sync.Mutex
+	broken   bool
+}
+
+// Configure implements backend.Configurable.
+func (b *nativeBackend) Configure(o backend.Options) {
+	b.fsMu.Lock()
+	defer b.fsMu.Unlock()
+	b.forkServer = o.ForkServer
+	if o.Preload != nil {
+		b.preload = o.Preload
+	}
+}
+
+// policyKey groups requests that may share a template: everything that
+// shapes the template's sandbox. Limits, files, code and timeouts are per
+// execution.
+func policyKey(req *api.Request) string {
+	k := struct {
+		Python     string
+		Mounts     []api.Mount
+		Env        map[string]string
+		BestEffort bool
+	}{req.Python, req.Mounts, req.Env, req.BestEffort}
+	b, _ := json.Marshal(k)
+	return string(b)
+}
+
+// warm returns a ready template for req, or nil (and starts one in the
+// background) when none is ready yet.
+func (b *nativeBackend) warm(req *api.Request) *forkServer {
+	b.fsMu.Lock()
+	defer b.fsMu.Unlock()
+	if !b.forkServer {
+		return nil
+	}
+	key := policyKey(req)
+	fs := b.servers[key]
+	if fs != nil && !fs.usable() {
+		delete(b.servers, key)
+		go fs.retire()
+		fs = nil
+	}
+	if fs == nil && !b.starting[key] {
+		b.starting[key] = true
+		r := *req
+		go func() {
+			nfs, err := b.startServer(&r)
+			b.fsMu.Lock()
+			defer b.fsMu.Unlock()
+			delete(b.starting, key)
+			if err != nil {
+				b.fsErr = err
+				return
+			}
+			if b.closed || !b.forkServer {
+				go nfs.retire()
+				return
+			}
+			b.servers[key] = nfs
+		}()
+	}
+	if fs != nil {
+		fs.inflight.Add(1)
+	}
+	return fs
+}
+
+func (fs *forkServer) usable() bool {
+	fs.state.Lock()
+	defer fs.state.Unlock()
+	if fs.broken || time.Since(fs.born) > maxAge {
+		return false
+	}
+	select {
+	case <-fs.sb.ctrlDone:
+		return false
+	default:
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.forks < maxForks
+}
+
+func (fs *forkServer) breakDown() {
+	fs.state.Lock()
+	fs.broken = true
+	fs.state.Unlock()
+}
+
+// retire waits for the template's executions to end, then destroys it.
+func (fs *forkServer) retire() {
+	fs.inflight.Wait()
+	fs.conn.Close()
+	fs.sb.destroy()
+}
+
+// closeServers retires every template (Backend.Close).
+func (b *nativeBackend) closeServers() {
+	b.fsMu.Lock()
+	b.closed = true
+	servers := b.servers
+	b.servers = map[string]*forkServer{}
+	b.fsMu.Unlock()
+	var wg sync.WaitGroup
+	for _, fs := range servers {
+		wg.Add(1)
+		go func() { defer wg.Done(); fs.retire() }()
+	}
+	wg.Wait()
+	b.deletes.Wait()
+}
+
+// startServer boots a template sandbox for req's policy.
+func (b *nativeBackend) startServer(req *api.Request) (*forkServer, error) {
+	treq := *req
+	treq.Memory = templateLimit
+	treq.Pids = 64
+	treq.CPUs = 0
+	treq.Timeout = api.Duration(templateBoot)
+	cfg, err := b.config(&treq)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Template = true
+	cfg.CollectFiles = false
+	cfg.Files = nil
+	cfg.Argv = []string{cfg.Argv[0], "-I", "-B", "-c", zygote.Source, "3", "4"}
+	// One thread: fork from a threaded process can deadlock, and BLAS
+	// thread pools would be half-copied into every child.
+	cfg.Env = append(cfg.Env, "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1")
+
+	lmasks, linfo, err := landlock.PlanMasks(landlock.Config{DenyNet: true, Scope: true, BestEffort: req.BestEffort})
+	if err != nil {
+		return nil, err
+	}
+	filter, finfo, err := seccomp.Raw(seccomp.Options{Only: initproc.TemplateAllow})
+	if err != nil {
+		return nil, err
+	}
+
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	parent := os.NewFile(uintptr(sp[0]), "zygote")
+	child := os.NewFile(uintptr(sp[1]), "zygote-child")
+	c, err := net.FileConn(parent)
+	parent.Close()
+	if err != nil {
+		child.Close()
+		return nil, err
+	}
+	conn := c.(*net.UnixConn)
+	sb, err := b.startWith(&treq, cfg, child)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	fail := func(err error) (*forkServer, error) {
+		conn.Close()
+		sb.destroy()
+		return nil, err
+	}
+	// The template writes nothing to its stdout and stderr; drain them
+	// anyway so it can never block on them, and keep the tail for errors.
+	var tail capture
+	go tail.read(sb.outR, 64<<10, nil, func() {})
+	go tail.read(sb.errR, 64<<10, nil, func() {})
+	go func() { _, _ = io.Copy(io.Discard, sb.routR) }()
+
+	select {
+	case <-sb.readyCh:
+	case <-time.After(templateBoot):
+		return fail(errors.New("fork server: template did not start"))
+	}
+	sb.mu.Lock()
+	setupErr := sb.setupErr
+	sb.mu.Unlock()
+	if setupErr != nil {
+		return fail(setupErr)
+	}
+	var lm *landlock.Masks
+	if len(linfo.Enforced) > 0 {
+		lm = &lmasks
+	}
+	preload := b.preload
+	zc := zygote.Config{
+		Type: "config", Runner: runner.Source, Preload: preload, Seccomp: filter, Landlock: lm,
+		RO: []string{"/"}, RW: []string{"/work", "/tmp", "/dev/shm"},
+		RWFiles: []string{"/dev/null", "/dev/zero", "/dev/full"},
+	}
+	msg, err := json.Marshal(zc)
+	if err != nil {
+		return fail(err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(templateBoot))
+	if _, err := conn.Write(msg); err != nil {
+		return fail(fmt.Errorf("fork server: send config: %w", err))
+	}
+	var ready zygote.Reply
+	buf := make([]byte, 64<<10)
+	n, err := conn.Read(buf)
+	if err == nil {
+		err = json.Unmarshal(buf[:n], &ready)
+	}
+	if err != nil || ready.Type != "ready" {
+		return fail(fmt.Errorf("fork server: template failed to start: %v %s", err, tail.String()))
+	}
+	_ = conn.SetDeadline(time.Time{})
+
+	iso := sb.isolation()
+	iso.Landlock = linfo.Enforced
+	iso.LandlockABI = linfo.ABI
+	iso.Missing = append(iso.Missing, linfo.Missing...)
+	iso.Seccomp += "; " + finfo.Summary
+	iso.Filesystem = "fork server: per execution a new pid, mount, ipc, uts and network namespace, fresh /proc, tmpfs /work, /tmp and /dev/shm, in the template's read-only root"
+	iso.ForkServer = true
+	return &forkServer{key: policyKey(req), sb: sb, conn: conn, born: time.Now(), iso: iso, ready: ready}, nil
+}
+
+// forkRequest is the per-execution header sent with the fds.
+type forkRequest struct {
+	Type       string `json:"type"`
+	ID         uint64 `json:"id"`
+	Disk       int64  `json:"disk"`
+	Collect    bool   `json:"collect,omitempty"`
+	FilesLimit int64  `json:"files_limit,omitempty"`
+	// Files says input files follow on the config pipe.
+	Files bool `json:"files,omitempty"`
+}
+
+// fork asks the template for one child, handing it fds.
+func (fs *forkServer) fork(fr forkRequest, fds []int) error {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.seq++
+	fs.forks++
+	fr.Type, fr.ID = "fork", fs.seq
+	msg, err := json.Marshal(fr)
+	if err != nil {
+		return err
+	}
+	_ = fs.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	defer fs.conn.SetDeadline(time.Time{})
+	if _, _, err := fs.conn.WriteMsgUnix(msg, unix.UnixRights(fds...), nil); err != nil {
+		return fmt.Errorf("fork server: send: %w", err)
+	}
+	buf := make([]byte, 4096)
+	n, err := fs.conn.Read(buf)
+	if err != nil {
+		return fmt.Errorf("fork server: no answer: %w", err)
+	}
+	var r zygote.Reply
+	if err := json.Unmarshal(buf[:n], &r); err != nil || r.ID != fs.seq {
+		return fmt.Errorf("fork server: bad answer %q", buf[:n])
+	}
+	if r.Type != "forked" {
+		return fmt.Errorf("fork server: %s", r.Error)
+	}
+	return nil
+}
+
+// runWarm runs one request in a fresh sandbox forked from fs. The caller
+// holds fs.inflight.
+func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Request, hooks backend.Hooks, res *api.Result) error {
+	defer fs.inflight.Done()
+	var tr []string
+	t0 := time.Now()
+	mark := func(what string) {
+		if trace {
+			tr = append(tr, fmt.Sprintf("%s=%d", what, time.Since(t0).Microseconds()))
+		}
+	}
+	if trace {
+		defer func() { fmt.Fprintf(os.Stderr, "pybox trace: warm run (µs since start): %s\n", strings.Join(tr, " ")) }()
+	}
+	res.Isolation = fs.iso
+	res.Isolation.Limits = api.Limits{
+		TimeoutMS: req.Timeout.D().Milliseconds(), OutputBytes: int64(req.OutputLimit), DiskBytes: int64(req.Disk),
+	}
+	cg, err := cgroup.New(cgroup.RunName(runSeq.Add(1)), cgroup.Limits{
+		MemoryBytes: int64(req.Memory), Pids: req.Pids, CPUs: req.CPUs, AllowSwap: req.BestEffort})
+	if err != nil {
+		return fmt.Errorf("cgroup limits cannot be enforced: %w", err)
+	}
+	// Removing a cgroup takes ~1 ms (v1 memory controller): do it after
+	// the Result is returned. Delete kills anything left first.
+	b.deletes.Add(1)
+	defer func() { go func() { defer b.deletes.Done(); _ = cg.Delete() }() }()
+	mark("cgroup")
+	res.Isolation.Cgroup = cg.Version()
+	res.Isolation.Limits.MemoryBytes = int64(req.Memory)
+	res.Isolation.Limits.Pids = req.Pids
+	res.Isolation.Limits.CPUs = req.CPUs
+
+	var closers []io.Closer
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	pipe := func() (*os.File, *os.File, error) {
+		r, w, err := os.Pipe()
+		if err == nil {
+			closers = append(closers, r, w)
+		}
+		return r, w, err
+	}
+	var ps [7][2]*os.File // cfg, out, err, rin, rout, status, files
+	for i := range ps {
+		if ps[i][0], ps[i][1], err = pipe(); err != nil {
+			return err
+		}
+	}
+	cfgR, cfgW := ps[0][0], ps[0][1]
+	outR, outW := ps[1][0], ps[1][1]
+	errR, errW := ps[2][0], ps[2][1]
+	rinR, rinW := ps[3][0], ps[3][1]
+	routR, routW := ps[4][0], ps[4][1]
+	stR, stW := ps[5][0], ps[5][1]
+	fiR, fiW := ps[6][0], ps[6][1]
+	fds := []int{int(cfgR.Fd()), int(outW.Fd()), int(errW.Fd()), int(rinR.Fd()), int(routW.Fd()), int(stW.Fd()), int(fiW.Fd())}
+	for _, d := range cg.Dirs() {
+		f, err := os.OpenFile(filepath.Join(d, "cgroup.procs"), os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("open cgroup: %w", err)
+		}
+		closers = append(closers, f)
+		fds = append(fds, int(f.Fd()))
+	}
+	mark("pipes")
+	fr := forkRequest{Disk: int64(req.Disk), Collect: req.CollectFiles, FilesLimit: int64(req.FilesLimit), Files: len(req.Files) > 0}
+	if err := fs.fork(fr, fds); err != nil {
+		fs.breakDown()
+		return err
+	}
+	mark("forked")
+	for _, f := range []*os.File{cfgR, outW, errW, rinR, routW, stW, fiW} {
+		f.Close()
+	}
+
+	if fr.Files {
+		var ex zygote.Exec
+		for _, f := range req.Files {
+			ex.Files = append(ex.Files, zygote.File{Name: f.Name, Data: f.Data, Mode: f.Mode})
+		}
+		go func() { _ = initproc.WriteFrame(cfgW, &ex); cfgW.Close() }()
+	} else {
+		cfgW.Close()
+	}
+	go func() { _ = runner.WriteFrame(rinW, runner.NewExec(req.Code, req.Globals)); rinW.Close() }()
+
+	var flags limitFlags
+	kill := func() { _ = cg.Kill() }
+	var wg sync.WaitGroup
+	var stdout, stderr capture
+	var frames runnerFrames
+	limit := int64(req.OutputLimit)
+	over := func() { flags.set(&flags.outputOver); kill() }
+	wg.Add(3)
+	go func() { defer wg.Done(); stdout.read(outR, limit, hooks.Stdout, over) }()
+	go func() { defer wg.Done(); stderr.read(errR, limit, hooks.Stderr, over) }()
+	go func() { defer wg.Done(); frames.read(routR, limit) }()
+
+	// The template's report on the status pipe: a setup error (written
+	// by the child before any user code ran), then the exit status and
+	// done. Collected files come on their own pipe from the code's
+	// process: its own output, untrusted like the runner's frames.
+	var exit *initproc.Message
+	var setupErr *SetupError
+	stDone := make(chan struct{})
+	go func() {
+		defer close(stDone)
+		for {
+			var m initproc.Message
+			if err := initproc.ReadFrame(stR, 1<<20, &m); err != nil {
+				return
+			}
+			switch m.Type {
+			case "error":
+				setupErr = &SetupError{Step: m.Step, Err: m.Error}
+			case "exit":
+				mark("exit")
+				mm := m
+				exit = &mm
+			case "done":
+				mark("done")
+				return
+			}
+		}
+	}()
+	var files []api.OutFile
+	var filesTruncated bool
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		budget := int64(req.FilesLimit)
+		maxFrame := int(req.FilesLimit)*4/3 + 1<<20
+		for {
+			var m initproc.Message
+			if err := initproc.ReadFrame(fiR, maxFrame, &m); err != nil {
+				_, _ = io.Copy(io.Discard, fiR)
+				return
+			}
+			if m.Type != "file" {
+				continue
+			}
+			filesTruncated = filesTruncated || m.FilesTruncated
+			if f := m.File; f != nil {
+				if c, err := api.CleanFileName(f.Name); err != nil || c != f.Name || int64(len(f.Data)) > budget {
+					filesTruncated = true
+					continue
+				}
+				f.Size = int64(len(f.Data))
+				budget -= f.Size
+				files = append(files, *f)
+			}
+		}
+	}()
+
+	timer := time.NewTimer(req.Timeout.D())
+	defer timer.Stop()
+	select {
+	case <-stDone:
+	case <-timer.C:
+		flags.set(&flags.timedOut)
+		kill()
+	case <-ctx.Done():
+		flags.set(&flags.cancelled)
+		kill()
+	case <-fs.sb.ctrlDone:
+		fs.breakDown()
+		kill()
+	}
+	<-stDone
+	// The code's process has exited (or was killed with everything in
+	// the cgroup): the pipes' writers are gone once the cgroup is empty.
+	if exit == nil {
+		kill()
+	}
+	wg.Wait()
+	mark("streams")
+	st, serr := cg.Stats()
+	in := outcome{
+		ready: &initproc.Message{}, exit: exit, setupErr: setupErr,
+		frames: &frames, stdout: &stdout, stderr: &stderr,
+		stats: st, haveStats: serr == nil,
+	}
+	in.timedOut, in.outputOver, in.cancelled = flags.get()
+	if err := settle(req, res, in); err != nil {
+		return err
+	}
+	if res.Status == api.StatusSuccess || res.Status == api.StatusRunError {
+		res.Files, res.FilesTruncated = files, filesTruncated
+	}
+	return nil
+}
+
+// preloadDefault is what templates import when the caller names nothing:
+// numpy, if the interpreter has it (the template reports what failed).
+var preloadDefault = []string{"numpy"}

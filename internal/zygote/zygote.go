@@ -1,0 +1,78 @@
+// Package zygote holds the fork-server template: a Python program that runs
+// inside a native sandbox with numpy and friends already imported and forks
+// one fresh, fully isolated sandbox per execution (new pid, mount, ipc, uts
+// and network namespaces, its own cgroup, fresh /proc, /work and /tmp,
+// Landlock, seccomp, uid 1000, no capabilities).
+//
+// The Go side that starts templates and sends them executions lives in
+// internal/native (forkserver_linux.go); RATIONALE.md has the design and the
+// security argument.
+//
+// # Protocol
+//
+// The template's fd 3 is a SOCK_SEQPACKET socket. The supervisor first sends
+// one [Config] message; the template answers {"type":"ready"}. Then, per
+// execution, the supervisor sends {"type":"fork","id":N} with SCM_RIGHTS
+// file descriptors, in this order: a pipe the child reads its [Exec] frame
+// from (input files), stdout, stderr, the runner's exec-frame pipe, the
+// runner's result-frame pipe, a status pipe, and one opened cgroup.procs
+// file per cgroup hierarchy of the execution's cgroup. The message also
+// carries the execution's disk size and file-collection settings. The
+// template answers {"type":"forked","id":N,"pid":P} or
+// {"type":"fork-error",...}. On the status pipe, with the frames of
+// internal/initproc, the child reports collected files (or an error frame
+// when its setup failed), then the template reports the exit status and
+// done.
+package zygote
+
+import (
+	_ "embed"
+
+	"github.com/pybox-dev/pybox/internal/landlock"
+)
+
+// Source is the template program.
+//
+//go:embed zygote.py
+var Source string
+
+// Config is the template's first message.
+type Config struct {
+	Type string `json:"type"` // "config"
+	// Runner is the runner's source (internal/runner.Source).
+	Runner string `json:"runner"`
+	// Preload are modules imported once in the template.
+	Preload []string `json:"preload,omitempty"`
+	// Seccomp is the per-child filter (struct sock_filter array).
+	Seccomp []byte `json:"seccomp"`
+	// Landlock are the masks of the per-child ruleset; nil skips Landlock
+	// (best effort on a host without it).
+	Landlock *landlock.Masks `json:"landlock,omitempty"`
+	// RO, RW and RWFiles are the Landlock rule paths.
+	RO      []string `json:"ro"`
+	RW      []string `json:"rw"`
+	RWFiles []string `json:"rw_files"`
+}
+
+// File is an input file of one execution (Data is base64 in JSON).
+type File struct {
+	Name string `json:"name"`
+	Data []byte `json:"data"`
+	Mode uint32 `json:"mode,omitempty"`
+}
+
+// Exec is the per-execution frame the child reads from its config pipe
+// when the fork request says input files follow.
+type Exec struct {
+	Files []File `json:"files,omitempty"`
+}
+
+// Reply is the template's answer to a config or fork message.
+type Reply struct {
+	Type      string   `json:"type"`
+	ID        uint64   `json:"id,omitempty"`
+	PID       int      `json:"pid,omitempty"`
+	Error     string   `json:"error,omitempty"`
+	Preloaded []string `json:"preloaded,omitempty"`
+	Errors    []string `json:"errors,omitempty"`
+}

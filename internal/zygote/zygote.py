@@ -1,0 +1,362 @@
+# pybox fork-server template ("zygote"). See internal/zygote/zygote.go.
+#
+# Runs inside a native pybox sandbox as uid 0 of its user namespace, keeping
+# the capabilities it needs to build one fresh sandbox per execution: it
+# never runs user code itself. Started as
+#     python -I -B -c <this> 3 4
+# with fd 3 a SOCK_SEQPACKET socket to the supervisor. Per execution the
+# supervisor sends {"type":"fork"} with file descriptors; the template
+# forks child A into a new pid namespace; A unshares mount, ipc, uts and
+# network namespaces, joins the execution's cgroup, mounts a fresh /proc,
+# /work, /tmp and /dev/shm, brings up loopback, writes the input files and
+# forks B; B drops every privilege (bounding set, uid 1000, no groups),
+# applies Landlock and a seccomp filter that denies what the template kept,
+# and runs the ordinary runner on fds 3 and 4. A reaps B, kills whatever B
+# left, collects output files and reports to the supervisor.
+import os, sys, json, socket, signal, ctypes, struct, base64, fcntl, stat
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x04000000, 0x08000000
+CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP = 24, 38, 22
+SECCOMP_MODE_FILTER = 2
+SYS_LL_CREATE, SYS_LL_ADD, SYS_LL_RESTRICT = 444, 445, 446
+SIOCSIFFLAGS, IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x8914, 0x1, 0x8, 0x40
+UID = GID = 1000
+
+
+def check(r, what):
+    if r < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, "%s: %s" % (what, os.strerror(e)))
+    return r
+
+
+def frame(obj):
+    b = json.dumps(obj, separators=(",", ":")).encode()
+    return struct.pack(">I", len(b)) + b
+
+
+def write_all(fd, b):
+    while b:
+        b = b[os.write(fd, b):]
+
+
+def read_exact(fd, n):
+    out = bytearray()
+    while len(out) < n:
+        b = os.read(fd, n - len(out))
+        if not b:
+            return None
+        out += b
+    return bytes(out)
+
+
+def read_frame(fd):
+    h = read_exact(fd, 4)
+    if h is None:
+        return None
+    b = read_exact(fd, struct.unpack(">I", h)[0])
+    return None if b is None else json.loads(b)
+
+
+class RulesetAttr(ctypes.Structure):
+    _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+
+class PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class Template:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.runner = {"__name__": "pybox_runner"}
+        exec(compile(cfg["runner"], "<runner>", "exec"), self.runner)
+        self.preloaded, self.errors = [], []
+        for m in cfg.get("preload") or []:
+            try:
+                __import__(m)
+                self.preloaded.append(m)
+            except Exception as e:
+                self.errors.append("%s: %s" % (m, e))
+        # Built once, used by every child: the seccomp program and the
+        # Landlock masks.
+        raw = base64.b64decode(cfg["seccomp"])
+        self.filter_buf = ctypes.create_string_buffer(raw, len(raw))
+        self.fprog = SockFprog(len(raw) // 8, ctypes.cast(self.filter_buf, ctypes.c_void_p))
+        self.ll = cfg.get("landlock")
+        self.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        self.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        self.warm_up()
+        # The bounding set limits what any later execve can gain: empty it
+        # once here. The template keeps its own (effective) capabilities,
+        # which every child drops when it switches to uid 1000.
+        for cap in range(int(open("/proc/sys/kernel/cap_last_cap").read()) + 1):
+            check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop capability %d" % cap)
+
+    def warm_up(self):
+        # Do once here what every child would otherwise redo: CPython's
+        # AST types (built by the first compile()), the runner's lazily
+        # compiled parts, and modules the children import.
+        import fcntl, stat, traceback, linecache  # noqa: F401
+        R = self.runner
+        R["_exec"]({"type": "exec", "code": "x = [1]\nx"}, {"__builtins__": __builtins__})
+        for chunk, name in (("_JSON", "to_json"), ("_ERR", "_format_tb"), ("_ASYNC", "_run_async")):
+            try:
+                R["_lazy"](R[chunk], name)
+            except Exception:
+                pass
+
+    # ---- template side -------------------------------------------------
+    def serve(self, sock):
+        self.execs = {}  # pid of B -> (anchor pid, status fd)
+        signal.signal(signal.SIGCHLD, self.on_child)
+        # Every object that exists now is shared copy-on-write with the
+        # children: keep the collector from walking (and so writing to,
+        # and so copying) them in every child.
+        import gc
+        gc.collect()
+        gc.freeze()
+        sock.send(json.dumps({"type": "ready", "preloaded": self.preloaded, "errors": self.errors}).encode())
+        while True:
+            try:
+                msg, fds, _, _ = socket.recv_fds(sock, 4096, 16)
+            except InterruptedError:
+                continue
+            except OSError:
+                return
+            if not msg:
+                return
+            req = json.loads(msg)
+            reply = self.fork(req, fds)
+            sock.send(json.dumps(reply).encode())
+
+    def fork(self, req, fds):
+        # SIGCHLD stays blocked until B is registered, so that a B that
+        # ends at once is still reported.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        anchor = pid = 0
+        try:
+            check(libc.unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
+            try:
+                # pid 1 of the new pid namespace: a do-nothing anchor, so
+                # that the code (pid 2) has ordinary signal semantics and
+                # killing the anchor ends everything the code started.
+                anchor = os.posix_spawn("/usr/bin/sleep", ["sleep", "infinity"], {})
+                pid = os.fork()
+                if pid == 0:
+                    code = 255
+                    try:
+                        code = self.child(req, fds)
+                    except BaseException as e:
+                        try:
+                            write_all(fds[5], frame({"type": "error", "step": "zygote", "error": "%s: %s" % (type(e).__name__, e)}))
+                        except BaseException:
+                            pass
+                    os._exit(code)
+            finally:
+                check(libc.setns(self.own_pidns, CLONE_NEWPID), "setns(pid)")
+        except OSError as e:
+            if anchor:
+                os.kill(anchor, signal.SIGKILL)
+            for fd in fds:
+                os.close(fd)
+            return {"type": "fork-error", "id": req.get("id"), "error": str(e)}
+        finally:
+            if pid or anchor:
+                for fd in fds[:5] + fds[6:]:
+                    os.close(fd)
+                if pid:
+                    self.execs[pid] = (anchor, fds[5])
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+        return {"type": "forked", "id": req.get("id"), "pid": pid}
+
+    def on_child(self, signum, frm):
+        # Reports each ended execution (its exit status comes from here,
+        # the trusted side) and kills its anchor, which ends its pid
+        # namespace and so every process the code left behind.
+        while True:
+            try:
+                pid, st = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            ent = self.execs.pop(pid, None)
+            if ent is None:
+                continue  # an anchor
+            anchor, status_w = ent
+            try:
+                os.kill(anchor, signal.SIGKILL)
+            except OSError:
+                pass
+            ex = {"type": "exit"}
+            if os.WIFSIGNALED(st):
+                ex["exit_code"], ex["signal"] = -1, os.WTERMSIG(st)
+            else:
+                ex["exit_code"] = os.WEXITSTATUS(st)
+            try:
+                write_all(status_w, frame(ex) + frame({"type": "done"}))
+            except OSError:
+                pass
+            os.close(status_w)
+
+    # ---- the child: one execution's sandbox, then the user's code -------
+    def child(self, req, fds):
+        out_w, err_w, rin_r, rout_w, status_w, files_w = fds[1:7]
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        for fd in fds[7:]:
+            os.write(fd, b"0")  # join the execution's cgroup (every hierarchy)
+        files = []
+        if req.get("files"):
+            c = read_frame(fds[0])
+            files = (c or {}).get("files") or []
+        check(libc.unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET), "unshare")
+        disk = int(req["disk"])
+        mnt = [
+            (b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None),
+            (b"tmpfs", b"/work", b"tmpfs", MS_NOSUID | MS_NODEV, b"size=%d,mode=0755,uid=%d,gid=%d" % (disk, UID, GID)),
+            (b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, b"size=%d,mode=1777" % disk),
+            (b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, b"size=%d,mode=1777" % disk),
+        ]
+        for src, dst, typ, flags, data in mnt:
+            check(libc.mount(src, dst, typ, flags, data), "mount " + dst.decode())
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", IFF_UP | IFF_LOOPBACK | IFF_RUNNING))
+        s.close()
+        for f in files:
+            self.put_file(f)
+        os.setsid()
+        # Move the fds clear of 0-5 first, then into place; close the rest,
+        # the status pipe included: from here on only the template reports
+        # on it (the exit status must not be forgeable by the code).
+        hi = [os.dup(fd) for fd in (self.devnull, out_w, err_w, rin_r, rout_w, files_w)]
+        for want, fd in enumerate(hi):
+            os.dup2(fd, want, inheritable=(want < 5))
+        os.closerange(6, 1 << 20)
+        # uid 1000 with no capabilities (the switch from uid 0 clears them;
+        # the bounding set is already empty and no_new_privs set).
+        os.setgroups([])
+        os.setresgid(GID, GID, GID)
+        os.setresuid(UID, UID, UID)
+        check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+        if self.ll:
+            self.landlock()
+        check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(self.fprog), 0, 0), "seccomp")
+        files_fd = -1
+        if req.get("collect"):
+            files_fd = fcntl.fcntl(5, fcntl.F_DUPFD_CLOEXEC, 200)
+        os.close(5)
+        os.chdir("/work")
+        sys.argv[:] = ["-c", "3", "4"]
+        code = self.runner["main"]()
+        for f in (sys.stdout, sys.stderr):
+            try:
+                f.flush()
+            except BaseException:
+                pass
+        if files_fd >= 0:
+            # Stop everything else the code started before /work is read
+            # (this process runs the collection as the code's own user: it
+            # can only report what the code could read anyway).
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except OSError:
+                pass
+            self.collect(files_fd, int(req.get("files_limit") or 0))
+        return code if isinstance(code, int) else 1
+
+    def put_file(self, f):
+        name = f["name"]  # already cleaned by the supervisor
+        path = "/work/" + name
+        d = os.path.dirname(path)
+        if d != "/work":
+            os.makedirs(d, exist_ok=True)
+            p = d
+            while p != "/work":
+                os.lchown(p, UID, GID)
+                p = os.path.dirname(p)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, f.get("mode") or 0o644)
+        try:
+            write_all(fd, base64.b64decode(f.get("data") or ""))
+            os.fchown(fd, UID, GID)
+        finally:
+            os.close(fd)
+
+    def collect(self, status_w, budget):
+        truncated = False
+        for root, dirs, files in os.walk("/work"):
+            for n in sorted(files):
+                p = os.path.join(root, n)
+                try:
+                    fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                except OSError:
+                    continue
+                try:
+                    st = os.fstat(fd)
+                    if not stat.S_ISREG(st.st_mode):
+                        continue
+                    if st.st_size > budget:
+                        truncated = True
+                        continue
+                    data = os.read(fd, budget + 1) if st.st_size else b""
+                    if len(data) > budget:
+                        truncated = True
+                        continue
+                    budget -= len(data)
+                    rel = os.path.relpath(p, "/work")
+                    write_all(status_w, frame({"type": "file", "file": {
+                        "name": rel, "size": len(data), "mode": st.st_mode & 0o777,
+                        "data": base64.b64encode(data).decode()}}))
+                finally:
+                    os.close(fd)
+        if truncated:
+            write_all(status_w, frame({"type": "file", "files_truncated": True}))
+
+    def landlock(self):
+        ll = self.ll
+        attr = RulesetAttr(ll["handled_fs"], ll["handled_net"], ll["scoped"])
+        rs = check(libc.syscall(SYS_LL_CREATE, ctypes.byref(attr), ctypes.sizeof(attr), 0), "landlock_create_ruleset")
+        try:
+            def rule(path, rights, is_file):
+                if is_file:
+                    rights &= ll["file_rights"]
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+                try:
+                    pb = PathBeneath(rights & ll["handled_fs"], fd)
+                    check(libc.syscall(SYS_LL_ADD, rs, 1, ctypes.byref(pb), 0), "landlock_add_rule " + path)
+                finally:
+                    os.close(fd)
+            for p in self.cfg["ro"]:
+                rule(p, ll["read_rights"], False)
+            for p in self.cfg["rw"]:
+                rule(p, ll["handled_fs"], False)
+            for p in self.cfg["rw_files"]:
+                rule(p, ll["handled_fs"], True)
+            check(libc.syscall(SYS_LL_RESTRICT, rs, 0), "landlock_restrict_self")
+        finally:
+            os.close(rs)
+
+
+def main():
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=int(sys.argv[1]))
+    msg = sock.recv(1 << 20)
+    if not msg:
+        return 1
+    t = Template(json.loads(msg))
+    t.serve(sock)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
