@@ -150,3 +150,10 @@ func TestForkServerCloseLeavesNothing(t *testing.T) {
 	out, _ := exec.Command("pgrep", "-f", "pybox fork-server template").Output()
 	require.Equal(t, "", strings.TrimSpace(string(out)), "a template survived Close")
 }
+
+func TestForkServerCgroupNamespace(t *testing.T) {
+	sb := warmSandbox(t)
+	res := warmRun(t, sb, pybox.Request{Code: "print(open('/proc/self/cgroup').read().strip().splitlines()[-1])"})
+	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+	require.True(t, strings.HasSuffix(strings.TrimSpace(res.Stdout), ":/"), "cgroup path leaks: %q", res.Stdout)
+}

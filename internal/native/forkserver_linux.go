@@ -268,7 +268,7 @@ func (b *nativeBackend) startServer(req *api.Request) (*forkServer, error) {
 	iso.LandlockABI = linfo.ABI
 	iso.Missing = append(iso.Missing, linfo.Missing...)
 	iso.Seccomp += "; " + finfo.Summary
-	iso.Filesystem = "fork server: per execution a new pid, mount, ipc, uts and network namespace, fresh /proc, tmpfs /work, /tmp and /dev/shm, in the template's read-only root"
+	iso.Filesystem = "fork server: per execution new pid, mount, ipc, uts, network and cgroup namespaces (the user namespace and the read-only root are the template's), fresh /proc, tmpfs /work, /tmp and /dev/shm"
 	iso.ForkServer = true
 	return &forkServer{key: policyKey(req), sb: sb, conn: conn, born: time.Now(), iso: iso, ready: ready}, nil
 }
