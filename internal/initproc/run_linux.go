@@ -65,6 +65,7 @@ var steps = []step{
 	{"capabilities", dropBoundingCaps},
 	{"landlock", applyLandlock},
 	{"seccomp", applySeccomp},
+	{"cgroup", awaitCgroup},
 	{"exec", startInterpreter},
 }
 
@@ -501,6 +502,21 @@ func applySeccomp(s *state) error {
 		return err
 	}
 	s.ready.Seccomp = info.Summary
+	return nil
+}
+
+// awaitCgroup waits for the parent's word that this process is in the
+// run's cgroup (on cgroup v1 the parent moves it after it started, which
+// can take milliseconds: the steps above overlap with that). The
+// interpreter must be forked inside the cgroup.
+func awaitCgroup(s *state) error {
+	var m Message
+	if err := ReadFrame(s.ctrl, 1<<10, &m); err != nil {
+		return fmt.Errorf("wait for the cgroup: %w", err)
+	}
+	if m.Type != "go" {
+		return fmt.Errorf("wait for the cgroup: unexpected %q", m.Type)
+	}
 	return nil
 }
 

@@ -117,6 +117,23 @@ func (e *SetupError) Error() string { return "sandbox setup failed at " + e.Step
 // (PYBOX_TRACE=1), for profiling the set-up path.
 var trace = os.Getenv("PYBOX_TRACE") == "1"
 
+// processAge is how long ago this process started (for tracing).
+func processAge() time.Duration {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 20 {
+		return 0
+	}
+	var ticks int64
+	fmt.Sscan(f[19], &ticks)
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+	return time.Duration(ts.Nano() - ticks*1e7)
+}
+
 // runSeq numbers runs for unique cgroup names.
 var runSeq atomic.Uint64
 
@@ -180,6 +197,12 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 		}
 	}()
 
+	st0 := time.Now()
+	str := func(what string) {
+		if trace {
+			fmt.Fprintf(os.Stderr, "pybox trace:   start: %s at %dµs\n", what, time.Since(st0).Microseconds())
+		}
+	}
 	// cgroup: memory (+swap), pids, cpu.
 	if b.cgErr == nil {
 		sb.cg, err = cgroup.New(cgroup.RunName(runSeq.Add(1)), cgroup.Limits{
@@ -202,6 +225,7 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 		sb.iso.Limits.CPUs = req.CPUs
 	}
 
+	str("cgroup")
 	// Pipes: stdout, stderr, runner in/out, and init's control socket.
 	pipe := func() (*os.File, *os.File, error) {
 		rd, wr, err := os.Pipe()
@@ -260,12 +284,14 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 		ExtraFiles:  []*os.File{rinR, routW, ctrlChild},
 		SysProcAttr: attr,
 	}
+	str("pipes")
 	started, startedMono := time.Now(), initproc.MonoNow()
 	if err := sb.cmd.Start(); err != nil {
 		sb.cmd = nil
 		return sb, fmt.Errorf("start sandbox init: %w", err)
 	}
 	cmdStarted := time.Now()
+	str("cmd.Start")
 	// From here on init must be reaped whatever happens (destroy waits).
 	go sb.readControl(int(req.FilesLimit), func(m *initproc.Message) {
 		if trace {
@@ -278,6 +304,12 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 	for _, f := range []*os.File{outW, errW, rinR, routW, ctrlChild} {
 		f.Close()
 	}
+	// The config first: init builds the sandbox while (on cgroup v1) the
+	// process is moved into the cgroup, then waits for "go" before it
+	// starts the interpreter.
+	if err := initproc.WriteFrame(sb.ctrl, cfg); err != nil {
+		return sb, fmt.Errorf("send config to sandbox init: %w", err)
+	}
 	if sb.cg != nil {
 		if _, ok := sb.cg.FD(); !ok {
 			if err := sb.cg.AddProc(sb.cmd.Process.Pid); err != nil {
@@ -285,9 +317,11 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 			}
 		}
 	}
-	if err := initproc.WriteFrame(sb.ctrl, cfg); err != nil {
-		return sb, fmt.Errorf("send config to sandbox init: %w", err)
+	str("joined")
+	if err := initproc.WriteFrame(sb.ctrl, &initproc.Message{Type: "go"}); err != nil {
+		return sb, fmt.Errorf("start sandbox init: %w", err)
 	}
+	str("config-sent")
 	return sb, nil
 }
 
@@ -442,16 +476,28 @@ func (b *nativeBackend) Run(ctx context.Context, req *api.Request, hooks backend
 }
 
 func (b *nativeBackend) runOnce(ctx context.Context, req *api.Request, hooks backend.Hooks, res *api.Result) error {
+	if trace {
+		t0 := time.Now()
+		fmt.Fprintf(os.Stderr, "pybox trace: cold run begins %dµs after process start\n", processAge().Microseconds())
+		defer func() { fmt.Fprintf(os.Stderr, "pybox trace: cold run took %dµs\n", time.Since(t0).Microseconds()) }()
+	}
 	cfg, err := b.config(req)
 	if err != nil {
 		return err
+	}
+	t0 := time.Now()
+	tr := func(what string) {
+		if trace {
+			fmt.Fprintf(os.Stderr, "pybox trace: %s at %dµs\n", what, time.Since(t0).Microseconds())
+		}
 	}
 	sb, err := b.start(req, cfg)
 	if err != nil {
 		res.Isolation = sb.iso
 		return err
 	}
-	defer sb.destroy()
+	tr("started")
+	defer func() { sb.destroy(); tr("destroyed") }()
 
 	// Feed the runner its one exec frame; EOF afterwards ends it.
 	go func() {
@@ -481,9 +527,12 @@ func (b *nativeBackend) runOnce(ctx context.Context, req *api.Request, hooks bac
 		flags.set(&flags.cancelled)
 		sb.kill()
 	}
+	tr("ctrl-done")
 	<-sb.waitDone
+	tr("init-reaped")
 	// The namespace is gone, so every writer of the pipes is dead.
 	wg.Wait()
+	tr("streams")
 
 	st, haveStats := sb.stats()
 	res.Isolation = sb.isolation()
@@ -601,7 +650,8 @@ func fromRunner(res *api.Result, in outcome) {
 		res.Error = ""
 	default:
 		res.Status = api.StatusRunError
-		if res.Error == "" {
+		// sys.exit(n) is reported by its exit code alone, as python does.
+		if res.Error == "" && (m == nil || m.ExitCode == nil) {
 			if ferr != nil && m == nil {
 				res.Error = fmt.Sprintf("interpreter exited with code %d without a result (%v)", res.ExitCode, ferr)
 			} else {

@@ -21,7 +21,7 @@ func frame(payload string) []byte {
 
 func TestArgs(t *testing.T) {
 	got := Args("/usr/bin/python3", "3", "4")
-	if len(got) != 7 || got[0] != "/usr/bin/python3" || got[1] != "-I" || got[2] != "-B" || got[3] != "-c" || got[4] != Source || got[5] != "3" || got[6] != "4" {
+	if len(got) != 8 || got[0] != "/usr/bin/python3" || got[1] != "-I" || got[2] != "-S" || got[3] != "-B" || got[4] != "-c" || got[5] != Source || got[6] != "3" || got[7] != "4" {
 		t.Errorf("Args = %q", got[:4])
 	}
 	if strings.ContainsRune(Source, 0) || len(Source) > 128<<10 {

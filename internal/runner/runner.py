@@ -1,5 +1,5 @@
 # pybox runner: runs inside every sandbox as
-#     python -I -B -c <this source> IN OUT
+#     python -I -S -B -c <this source> IN OUT
 # IN/OUT are fd numbers (native) or file paths (wasm). Frames both ways are a
 # 4-byte big-endian length then UTF-8 JSON. See docs/protocol.md.
 #
@@ -17,6 +17,30 @@ _TOP_AWAIT = 0x2000  # ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 _FUTURE_MASK = 0x1FE0000  # CO_FUTURE_* flags
 _out = -1
 _stdout, _stderr = sys.stdout, sys.stderr
+
+if sys.flags.no_site:
+    # pybox starts Python with -S: the site module's .pth processing costs
+    # more than the whole rest of start-up (it imports importlib.util and
+    # whatever the .pth files name). Add the directories site would have
+    # added, and the exit()/quit() builtins that scripts use.
+    _v = "python%d.%d" % sys.version_info[:2]
+    for _p in ("/usr/local/lib/%s/dist-packages" % _v, "/usr/lib/python3/dist-packages",
+               "/usr/lib/%s/dist-packages" % _v, "%s/lib/%s/site-packages" % (sys.prefix, _v)):
+        if _p not in sys.path and os.path.isdir(_p):
+            sys.path.append(_p)
+
+    class _Quitter:
+        def __init__(self, name):
+            self.name = name
+
+        def __repr__(self):
+            return "Use %s() or Ctrl-D (i.e. EOF) to exit" % self.name
+
+        def __call__(self, code=None):
+            raise SystemExit(code)
+
+    __builtins__ = sys.modules["builtins"]
+    __builtins__.exit, __builtins__.quit = _Quitter("exit"), _Quitter("quit")
 try:
     from _json import encode_basestring_ascii as _estr
 except ImportError:
@@ -31,13 +55,15 @@ def _lazy(chunk, name):
 
 
 def _open(spec, write):
-    if not spec.isdigit():
-        if write:
-            return os.open(spec, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        return os.open(spec, os.O_RDONLY)
-    fd = int(spec)
+    if spec.isdigit():
+        fd = int(spec)
+    elif write:
+        fd = os.open(spec, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    else:
+        fd = os.open(spec, os.O_RDONLY)
     # Move the channel to the first free fd >= 100, close-on-exec, so that
-    # children do not inherit it and user code does not trip over 3 and 4.
+    # children do not inherit it and user code does not trip over 3 and 4
+    # (in path mode too: gvisor and wasm).
     try:
         t = 100
         while True:
@@ -49,8 +75,8 @@ def _open(spec, write):
         os.dup2(fd, t, inheritable=False)
         os.close(fd)
         return t
-    except (AttributeError, OSError):
-        return fd  # WASI and friends: keep it as it is
+    except (AttributeError, OSError, NotImplementedError):
+        return fd  # WASI and friends (no dup2): keep it as it is
 
 
 def _read(fd, n):

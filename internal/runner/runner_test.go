@@ -420,6 +420,33 @@ func TestPathMode(t *testing.T) {
 	}
 }
 
+// TestPathModeHiddenFDs: in path mode (gvisor, wasm) the channel files are
+// moved to fds >= 100, close-on-exec, as in fd mode.
+func TestPathModeHiddenFDs(t *testing.T) {
+	t.Parallel()
+	code := `import os, stat, subprocess
+def closed(fd):
+    try:
+        os.fstat(fd)
+        return False
+    except OSError:
+        return True
+print(closed(3), closed(4))
+chan = [f for f in range(100, 110) if not closed(f) and stat.S_ISREG(os.fstat(f).st_mode)]
+print(len(chan), [os.get_inheritable(f) for f in chan])
+child = subprocess.run(['ls', '/proc/self/fd'], capture_output=True, text=True, close_fds=False).stdout.split()
+print([int(f) for f in child if 100 <= int(f) < 110])
+`
+	r := runPaths(t, NewExec(code, nil))
+	res := r.result(t)
+	if !res.OK {
+		t.Fatal(res.Error)
+	}
+	if want := "True True\n2 [False, False]\n[]\n"; r.stdout != want {
+		t.Errorf("stdout = %q, want %q", r.stdout, want)
+	}
+}
+
 func TestCompileWarningsShownOnce(t *testing.T) {
 	t.Parallel()
 	r := runCode(t, "x = 1\ny = x is 1\ny")
@@ -572,5 +599,17 @@ func TestMarker(t *testing.T) {
 	}
 	if n := len(r.results()); n != 2 {
 		t.Errorf("%d results, want 2", n)
+	}
+}
+
+// TestNoSite: under -S (as pybox starts it) the runner still finds the
+// distribution's packages and provides exit() and quit().
+func TestNoSite(t *testing.T) {
+	r := runCode(t, "import sys\nprint(sys.flags.no_site, any(p.endswith('dist-packages') for p in sys.path))\nexit(4)")
+	if got := r.stdout; got != "1 True\n" {
+		t.Errorf("stdout = %q", got)
+	}
+	if m := r.result(t); m.ExitCode == nil || *m.ExitCode != 4 {
+		t.Errorf("exit() did not raise SystemExit(4): %+v", m)
 	}
 }
