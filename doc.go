@@ -8,8 +8,17 @@
 //
 //   - native: Linux namespaces, seccomp, Landlock and cgroups around the real
 //     CPython (numpy, pandas, matplotlib work).
-//   - gvisor: the same sandbox under runsc (planned).
-//   - wasm: CPython compiled to WASI, run in-process by wazero (planned).
+//   - gvisor: the same sandbox under runsc, a user-space kernel.
+//   - wasm: CPython compiled to WASI, run in-process by wazero (stdlib only;
+//     portable to macOS and Windows).
+//
+// # Sessions and the fork server
+//
+// [Sandbox.NewSession] starts a long-lived sandbox whose globals, imports
+// and files persist between executions, like a notebook kernel.
+// [Options.ForkServer] keeps a warm template per policy (numpy already
+// imported) and forks a fresh, fully isolated sandbox from it for every
+// execution: the fast path for servers and agents.
 //
 // # Re-exec
 //

@@ -23,7 +23,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-const numpySnippet = "import numpy as np; a = np.arange(1000000, dtype=np.float64); print(float((a * a).sum()))"
+// numpySnippet is a typical small numpy cell (its cost is mostly the
+// import); numpyHeavy also allocates and multiplies 8 MB arrays.
+const (
+	numpySnippet = "import numpy as np; a = np.arange(1000, dtype=np.float64); print(float((a * a).mean()))"
+	numpyHeavy   = "import numpy as np; a = np.arange(1000000, dtype=np.float64); print(float((a * a).sum()))"
+)
 
 func warm(b *testing.B) *pybox.Sandbox {
 	sb := pybox.New(pybox.Options{ForkServer: true})
@@ -82,6 +87,9 @@ func BenchmarkPlainPrint(b *testing.B) { runPlain(b, "print(1)") }
 func BenchmarkWarmPrint(b *testing.B)  { runWarm(b, "print(1)") }
 func BenchmarkPlainNumpy(b *testing.B) { runPlain(b, numpySnippet) }
 func BenchmarkWarmNumpy(b *testing.B)  { runWarm(b, numpySnippet) }
+
+func BenchmarkPlainNumpyHeavy(b *testing.B) { runPlain(b, numpyHeavy) }
+func BenchmarkWarmNumpyHeavy(b *testing.B)  { runWarm(b, numpyHeavy) }
 
 // BenchmarkWarmPrintParallel measures sustained throughput: fresh
 // sandboxes per second with every guarantee on (see ns/op: 1e9/ns-per-op
