@@ -87,7 +87,12 @@ func newEngine(ctx context.Context) (*engine, error) {
 		return nil, fmt.Errorf("compile %s: %w", wasmFile, err)
 	}
 	args := runner.Args("python", pipeIn, pipeOut)
-	args[4] = prelude + args[4]
+	for i, a := range args[:len(args)-1] {
+		if a == "-c" {
+			args[i+1] = prelude + args[i+1]
+			break
+		}
+	}
 	return &engine{
 		dir:      dir,
 		rt:       rt,
