@@ -12,7 +12,7 @@ attempt("read /etc/shadow", lambda: open("/etc/shadow").read(100))
 attempt("read host /root", lambda: os.listdir("/root"))
 attempt("write /usr/bin/evil", lambda: open("/usr/bin/evil", "w").write("x"))
 attempt("see host processes", lambda: [p for p in os.listdir("/proc") if p.isdigit() and p not in ("1", str(os.getpid()))] or (_ for _ in ()).throw(PermissionError("only the sandbox's own processes are visible")))
-attempt("connect to 1.1.1.1:53", lambda: socket.create_connection(("1.1.1.1", 53), timeout=1))
+attempt("connect to the host's sshd on 127.0.0.1:22", lambda: socket.create_connection(("127.0.0.1", 22), timeout=1))
 attempt("become root", lambda: os.setuid(0))
 libc = ctypes.CDLL(None, use_errno=True)
 def unshare():

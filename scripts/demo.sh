@@ -12,6 +12,8 @@ step pybox run --json -c '"hello from " + __import__("platform").node()'
 echo
 step pybox run examples/escape.py
 "$PYBOX" run examples/escape.py
+step "pybox run --backend wasm -c 'import sys; print(sys.platform, sys.version.split()[0])'"
+"$PYBOX" run --backend wasm -c 'import sys; print(sys.platform, sys.version.split()[0])' || echo "(wasm backend unavailable: run make python-wasm)"
 step "pybox run --memory 64MiB -c 'x = bytearray(1 << 30)'"
 "$PYBOX" run --memory 64MiB -c 'x = bytearray(1 << 30)' || echo "(exit code $?: memory limit)"
 step "pybox run --timeout 1s -c 'while True: pass'"
