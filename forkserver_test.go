@@ -2,7 +2,11 @@ package pybox_test
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -145,10 +149,33 @@ func TestForkServerCloseLeavesNothing(t *testing.T) {
 	sb := warmSandbox(t)
 	before, _ := exec.Command("pgrep", "-f", "pybox fork-server template").Output()
 	require.True(t, len(strings.Fields(string(before))) > 0, "no template was running")
+	require.True(t, len(ownCgroups(t)) > 0, "the template's cgroup is not visible to the check")
 	require.NoError(t, sb.Close(context.Background()))
 	time.Sleep(100 * time.Millisecond)
 	out, _ := exec.Command("pgrep", "-f", "pybox fork-server template").Output()
 	require.Equal(t, "", strings.TrimSpace(string(out)), "a template survived Close")
+	require.Equal(t, []string(nil), ownCgroups(t), "cgroups left after Close")
+}
+
+// ownCgroups lists the per-run cgroups of this process still present.
+func ownCgroups(t *testing.T) []string {
+	t.Helper()
+	prefix := fmt.Sprintf("%d-", os.Getpid())
+	var left []string
+	_ = filepath.WalkDir("/sys/fs/cgroup", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if strings.Count(p, "/") > 8 {
+			return filepath.SkipDir
+		}
+		if filepath.Base(filepath.Dir(p)) == "pybox" && strings.HasPrefix(d.Name(), prefix) {
+			left = append(left, p)
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return left
 }
 
 func TestForkServerCgroupNamespace(t *testing.T) {
