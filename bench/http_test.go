@@ -77,3 +77,59 @@ func BenchmarkRoundTrip(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSessionRoundTrip runs print(1) in one session through the
+// library and through POST /v1/sessions/{id}/run, next to a one-shot
+// /v1/run: what keeping the sandbox saves per execution.
+func BenchmarkSessionRoundTrip(b *testing.B) {
+	sb := pybox.New(pybox.Options{})
+	defer sb.Close(context.Background())
+	ss, _, err := sb.NewSession(context.Background(), pybox.Request{})
+	if err != nil {
+		b.Skipf("no working session backend: %v", err)
+	}
+	defer ss.Close()
+	srv := httpapi.New(sb, httpapi.Config{})
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	defer srv.CloseSessions()
+	post := func(b *testing.B, path, body string) string {
+		req, _ := http.NewRequest("POST", ts.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if r.StatusCode/100 != 2 {
+			b.Fatalf("%s: %s %s", path, r.Status, out)
+		}
+		return string(out)
+	}
+	created := post(b, "/v1/sessions", `{}`)
+	id := created[strings.Index(created, `"id":"`)+6:]
+	id = id[:strings.IndexByte(id, '"')]
+	b.Run("session-direct", func(b *testing.B) {
+		for b.Loop() {
+			res, err := ss.Run(context.Background(), pybox.Exec{Code: "print(1)"})
+			if err != nil || res.Stdout != "1\n" {
+				b.Fatalf("%v %+v", err, res)
+			}
+		}
+	})
+	b.Run("session-http", func(b *testing.B) {
+		for b.Loop() {
+			if out := post(b, "/v1/sessions/"+id+"/run", `{"code": "print(1)"}`); !strings.Contains(out, `"stdout":"1\n"`) {
+				b.Fatal(out)
+			}
+		}
+	})
+	b.Run("oneshot-http", func(b *testing.B) {
+		for b.Loop() {
+			if out := post(b, "/v1/run", `{"code": "print(1)"}`); !strings.Contains(out, `"stdout":"1\n"`) {
+				b.Fatal(out)
+			}
+		}
+	})
+}

@@ -29,6 +29,7 @@ type mcpFlags struct {
 	memory        pybox.Size
 	backend       string
 	maxConcurrent int
+	maxSessions   int
 }
 
 func newMCPFlagSet(f *mcpFlags) *flag.FlagSet {
@@ -39,14 +40,16 @@ func newMCPFlagSet(f *mcpFlags) *flag.FlagSet {
 	sizeVar(fs, &f.memory, "memory", 0, "memory limit of every call, `SIZE`")
 	fs.StringVar(&f.backend, "backend", "", "backend of every call, `NAME`: native, gvisor or wasm (default: the platform's)")
 	fs.IntVar(&f.maxConcurrent, "max-concurrent", 0, "runs in flight at once, `N`; further calls wait (default 2 x CPUs)")
+	fs.IntVar(&f.maxSessions, "max-sessions", mcp.DefaultMaxSessions, "live sessions at once, `N` (0: no session tools)")
 	return fs
 }
 
 func mcpUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintln(w, "Usage: pybox mcp [flags]")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Serve the Model Context Protocol with one tool, run_python_code, a drop-in")
-	fmt.Fprintln(w, "replacement for mcp-run-python. Speaks stdio unless --http is given.")
+	fmt.Fprintln(w, "Serve the Model Context Protocol: run_python_code, a drop-in replacement for")
+	fmt.Fprintln(w, "mcp-run-python, plus session tools (create_session, run_in_session,")
+	fmt.Fprintln(w, "write_file, read_file, close_session). Speaks stdio unless --http is given.")
 	fmt.Fprintln(w, "See docs/mcp.md.")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Flags:")
@@ -67,14 +70,18 @@ func mcpCmd(args []string) int {
 	if len(pos) > 0 {
 		return fail(exitUsage, "mcp takes no arguments (got %q)", pos[0])
 	}
-	if f.maxConcurrent < 0 {
-		return fail(exitUsage, "--max-concurrent must not be negative")
+	if f.maxConcurrent < 0 || f.maxSessions < 0 {
+		return fail(exitUsage, "--max-concurrent and --max-sessions must not be negative")
+	}
+	sessions := f.maxSessions
+	if sessions == 0 {
+		sessions = -1 // Config: negative = no session tools
 	}
 	f.resolveToken(fs)
 	log := f.logger()
 	cfg := mcp.Config{
 		Timeout: f.timeout, Memory: f.memory, Backend: f.backend,
-		MaxConcurrent: f.maxConcurrent, Version: versionString(), Logger: log,
+		MaxConcurrent: f.maxConcurrent, MaxSessions: sessions, Version: versionString(), Logger: log,
 	}
 	if err := cfg.Validate(); err != nil {
 		return fail(exitUsage, "%v", err)
@@ -86,7 +93,7 @@ func mcpCmd(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	sb := pybox.New(pybox.Options{Logger: log})
+	sb := pybox.New(f.sandboxOptions(log))
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

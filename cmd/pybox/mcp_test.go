@@ -19,8 +19,15 @@ func TestMCPStdio(t *testing.T) {
 	}
 	defer cs.Close()
 	tools, err := cs.ListTools(context.Background(), nil)
-	if err != nil || len(tools.Tools) != 1 || tools.Tools[0].Name != "run_python_code" {
-		t.Fatalf("tools: %+v, %v", tools, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range tools.Tools {
+		names = append(names, tl.Name)
+	}
+	if got := strings.Join(names, " "); got != "close_session create_session read_file run_in_session run_python_code write_file" {
+		t.Fatalf("tools: %s", got)
 	}
 	res, err := cs.CallTool(context.Background(), &sdk.CallToolParams{
 		Name:      "run_python_code",

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,57 +23,25 @@ func init() {
 	commands["run"] = command{summary: "run Python code once in a fresh sandbox", run: runCmd}
 }
 
-// runFlags are the flags of pybox run. Limits left unset stay zero so that
-// Request.WithDefaults fills them in; explicitly set zeros are errors.
+// runFlags are the flags of pybox run: the policy flags it shares with
+// pybox repl, plus its own.
 type runFlags struct {
-	code       string
-	jsonOut    bool
-	stream     bool
-	bestEffort bool
-	backend    string
-	timeout    durationFlag
-	memory     sizeFlag
-	pids       intFlag
-	cpus       floatFlag
-	output     sizeFlag
-	disk       sizeFlag
-	net        string
-	python     string
-	globals    string
-	outDir     string
-	mounts     cli.Strings
-	files      cli.Strings
-	env        cli.Strings
+	policyFlags
+	code    string
+	jsonOut bool
+	stream  bool
+	globals string
+	outDir  string
 }
 
 func newRunFlagSet(f *runFlags) *flag.FlagSet {
-	d := pybox.Request{}.WithDefaults()
-	defBackend := "native"
-	if runtime.GOOS != "linux" {
-		defBackend = "wasm"
-	}
-	f.timeout.def, f.memory.def, f.output.def, f.disk.def = d.Timeout.String(), d.Memory.String(), d.OutputLimit.String(), d.Disk.String()
-	f.pids.def = strconv.Itoa(d.Pids)
-
 	fs := cli.NewFlagSet("run")
 	fs.StringVar(&f.code, "c", "", "run `CODE` given on the command line")
 	fs.BoolVar(&f.jsonOut, "json", false, "print one Result JSON object on stdout instead of the program's output")
 	fs.BoolVar(&f.stream, "stream", false, "with --json: copy the program's output to stderr as it is written")
-	fs.StringVar(&f.backend, "backend", "", "isolation backend: `NAME` is native, gvisor or wasm (default "+defBackend+")")
-	fs.Var(&f.timeout, "timeout", "wall-clock `LIMIT` of the whole run: 30s, 1m, 2.5 (seconds)")
-	fs.Var(&f.memory, "memory", "memory `SIZE` of the process tree, swap included: 512MiB, 1g")
-	fs.Var(&f.pids, "pids", "allow at most `N` processes and threads")
-	fs.Var(&f.cpus, "cpus", "CPU quota in `CORES`, e.g. 1.5 (default no quota)")
-	fs.Var(&f.output, "output-limit", "`SIZE` limit of stdout and of stderr, each")
-	fs.Var(&f.disk, "disk", "`SIZE` of the writable /work and /tmp (tmpfs), each")
-	fs.StringVar(&f.net, "net", "", "network `MODE`; only none (loopback only) exists (default none)")
-	fs.Var(&f.mounts, "mount", "`HOST:GUEST[:ro|rw]` shows host path HOST at GUEST in the sandbox, read-only unless rw; repeatable")
-	fs.Var(&f.files, "file", "`NAME=@HOSTPATH` copies host file HOSTPATH into the work directory as NAME; repeatable")
+	f.policyFlags.register(fs, "wall-clock `LIMIT` of the whole run: 30s, 1m, 2.5 (seconds)")
 	fs.StringVar(&f.outDir, "out", "", "write the files the program leaves in its work directory into `DIR`")
-	fs.Var(&f.env, "env", "`K=V` sets an environment variable in the sandbox; repeatable")
-	fs.StringVar(&f.python, "python", "", "host `PATH` of the interpreter (default "+d.Python+")")
 	fs.StringVar(&f.globals, "globals", "", "`JSON` object whose keys become global variables")
-	fs.BoolVar(&f.bestEffort, "best-effort", false, "run even if an isolation layer is missing here (the result lists what was)")
 	return fs
 }
 
@@ -136,41 +103,11 @@ func inputError(jsonOut bool, backendName string, err error) int {
 // request builds the Request from the parsed flags and the positional
 // arguments. It reads --file and the code from the host.
 func (f *runFlags) request(fs *flag.FlagSet, pos []string) (pybox.Request, error) {
-	req := pybox.Request{
-		Backend:      f.backend,
-		Timeout:      f.timeout.v,
-		Memory:       f.memory.v,
-		Pids:         f.pids.v,
-		CPUs:         f.cpus.v,
-		OutputLimit:  f.output.v,
-		Disk:         f.disk.v,
-		Net:          f.net,
-		Python:       f.python,
-		BestEffort:   f.bestEffort,
-		CollectFiles: f.outDir != "",
+	req, err := f.policyFlags.request(fs)
+	if err != nil {
+		return req, err
 	}
-	// A zero limit in a Request means "default"; on the command line it is
-	// a mistake, so it is refused here.
-	for _, z := range []struct {
-		name string
-		zero bool
-	}{
-		{"timeout", f.timeout.set && f.timeout.v == 0},
-		{"memory", f.memory.set && f.memory.v == 0},
-		{"pids", f.pids.set && f.pids.v == 0},
-		{"output-limit", f.output.set && f.output.v == 0},
-		{"disk", f.disk.set && f.disk.v == 0},
-	} {
-		if z.zero {
-			return req, fmt.Errorf("--%s must be greater than zero", z.name)
-		}
-	}
-	if cli.IsSet(fs, "net") && f.net == "" {
-		return req, errors.New("--net must not be empty")
-	}
-	if cli.IsSet(fs, "python") && f.python == "" {
-		return req, errors.New("--python must not be empty")
-	}
+	req.CollectFiles = f.outDir != ""
 	if cli.IsSet(fs, "out") && f.outDir == "" {
 		return req, errors.New("--out must not be empty")
 	}
@@ -180,30 +117,6 @@ func (f *runFlags) request(fs *flag.FlagSet, pos []string) (pybox.Request, error
 			return req, errors.New("--globals must be a JSON object, e.g. '{\"x\": 1}'")
 		}
 		req.Globals = json.RawMessage(g)
-	}
-	for _, m := range f.mounts {
-		mt, err := parseMount(m)
-		if err != nil {
-			return req, err
-		}
-		req.Mounts = append(req.Mounts, mt)
-	}
-	for _, e := range f.env {
-		k, v, ok := strings.Cut(e, "=")
-		if !ok || k == "" {
-			return req, fmt.Errorf("--env %q: want K=V", e)
-		}
-		if req.Env == nil {
-			req.Env = map[string]string{}
-		}
-		req.Env[k] = v
-	}
-	for _, spec := range f.files {
-		file, err := readInputFile(spec)
-		if err != nil {
-			return req, err
-		}
-		req.Files = append(req.Files, file)
 	}
 	code, err := f.readCode(fs, pos)
 	if err != nil {
@@ -306,7 +219,7 @@ func parseMount(s string) (pybox.Mount, error) {
 		return m, fmt.Errorf("--mount %q: %v", s, err)
 	}
 	if _, err := os.Stat(host); err != nil {
-		return m, fmt.Errorf("--mount %q: host path %s: %v", s, host, describe(err))
+		return m, fmt.Errorf("--mount %q: host path %q: %v", s, host, describe(err))
 	}
 	m.Host, m.Guest = host, parts[1]
 	return m, nil

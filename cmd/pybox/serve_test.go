@@ -24,6 +24,9 @@ func TestServeUsageErrors(t *testing.T) {
 		{"negative queue", []string{"serve", "--max-queue", "-1"}, "must not be negative"},
 		{"bad size", []string{"serve", "--max-body", "lots"}, "invalid size"},
 		{"argument", []string{"serve", "extra"}, "no arguments"},
+		{"negative sessions", []string{"serve", "--max-sessions", "-1"}, "must not be negative"},
+		{"missing token file", []string{"serve", "--token-file", "/nonexistent/tokens"}, "no such file"},
+		{"zero lifetime", []string{"serve", "--max-session-lifetime", "0"}, "must be positive"},
 		{"mcp bad memory", []string{"mcp", "--memory", "1k"}, "memory"},
 		{"mcp bad backend", []string{"mcp", "--backend", "docker"}, "unknown backend"},
 		{"mcp public without token", []string{"mcp", "--http", "0.0.0.0:0"}, "without a token"},
@@ -134,5 +137,50 @@ func TestServeSignal(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + addr + "/healthz"); err == nil {
 		t.Error("server still answers after shutdown")
+	}
+}
+
+// TestServeSessionTokens: tokens from --token-file each own their sessions,
+// and SIGTERM closes the sessions left open.
+func TestServeSessionTokens(t *testing.T) {
+	tf := t.TempDir() + "/tokens"
+	os.WriteFile(tf, []byte("# two clients\nalice\n\nbob\n"), 0o600)
+	cmd, addr, logs := startServer(t, []string{"PYBOX_TOKEN="}, "serve", "--listen", "127.0.0.1:0", "--token-file", tf)
+	call := func(method, path, token, body string) (int, string) {
+		req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r.StatusCode, string(b)
+	}
+	code, body := call("POST", "/v1/sessions", "alice", `{"code": "x = 6 * 7"}`)
+	if code == 503 {
+		t.Logf("no working backend here: %s", body)
+		return
+	}
+	var c struct{ ID string }
+	if code != 201 || json.Unmarshal([]byte(body), &c) != nil {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	if code, body := call("POST", "/v1/sessions/"+c.ID+"/run", "bob", `{"code": "x"}`); code != 404 {
+		t.Errorf("bob sees alice's session: %d %s", code, body)
+	}
+	if code, body := call("POST", "/v1/sessions/"+c.ID+"/run", "alice", `{"code": "x"}`); code != 200 || !strings.Contains(body, `"return_value":42`) {
+		t.Errorf("alice's run: %d %s", code, body)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	var closed bool
+	for logs.Scan() {
+		if strings.Contains(logs.Text(), `"msg":"shut down"`) && strings.Contains(logs.Text(), `"sessions_closed":1`) {
+			closed = true
+		}
+	}
+	if err := cmd.Wait(); err != nil || !closed {
+		t.Fatalf("after SIGTERM: exit %v, saw sessions closed %v", err, closed)
 	}
 }

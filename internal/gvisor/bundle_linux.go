@@ -195,6 +195,51 @@ func (d *runDir) work() string   { return filepath.Join(d.path, "work") }
 func (d *runDir) tmp() string    { return filepath.Join(d.path, "tmp") }
 func (d *runDir) chan_() string  { return filepath.Join(d.path, "chan") }
 func (d *runDir) shm() string    { return filepath.Join(d.path, "shm") }
+func (d *runDir) dev() string    { return filepath.Join(d.path, "dev") }
+
+// devNodes are the only device files of the sandbox's /dev, as in the
+// native backend. runsc's own /dev would also hold fuse, net/tun and tty
+// (more sentry code within the code's reach), so /dev is instead a host
+// directory holding these nodes, bound read-write (gVisor refuses writes to
+// a device on a read-only mount). A device node on a gofer mount is only a
+// key: the sentry serves its own implementation of that major:minor and
+// never opens the host device (a node for a device the sentry does not
+// implement, such as 1:11 kmsg, fails with EPERM).
+var devNodes = []struct {
+	name         string
+	major, minor uint32
+}{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}}
+
+// devLinks are /dev's symlinks, as in the native backend.
+var devLinks = map[string]string{
+	"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2",
+}
+
+// makeDev fills dir (root-owned, 0755: the sandbox user cannot add to it)
+// with the device nodes, the symlinks and the mount points runsc and the
+// spec need (pts for runsc's devpts, shm for the capped /dev/shm).
+func makeDev(dir string) error {
+	for _, n := range devNodes {
+		p := filepath.Join(dir, n.name)
+		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor))); err != nil {
+			return fmt.Errorf("mknod %s: %w", p, err)
+		}
+		if err := unix.Chmod(p, 0o666); err != nil { // not narrowed by the umask
+			return err
+		}
+	}
+	for name, target := range devLinks {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	for _, sub := range []string{"pts", "shm"} {
+		if err := os.Mkdir(filepath.Join(dir, sub), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // makeRunDir creates dir with the bundle skeleton and mounts the size-capped
 // tmpfs for /work, /tmp and the protocol channel.
@@ -205,11 +250,15 @@ func makeRunDir(dir string, disk, chanBytes int64) (*runDir, error) {
 	}
 	// The run directory (0700) keeps host users out; inside it the root
 	// must be traversable by the sandbox user.
-	for _, sub := range []string{d.rootfs(), d.state(), d.work(), d.tmp(), d.shm(), d.chan_()} {
+	for _, sub := range []string{d.rootfs(), d.state(), d.work(), d.tmp(), d.shm(), d.chan_(), d.dev()} {
 		if err := os.MkdirAll(sub, 0o755); err != nil {
 			d.remove()
 			return nil, err
 		}
+	}
+	if err := makeDev(d.dev()); err != nil {
+		d.remove()
+		return nil, fmt.Errorf("/dev: %w", err)
 	}
 	for _, m := range []struct {
 		dir, opts string
@@ -319,9 +368,13 @@ func makeSpec(in specInput) *specs.Spec {
 	rw := []string{"rbind", "rw", "nosuid", "nodev"}
 	ms := []specs.Mount{
 		{Destination: "/proc", Type: "proc", Source: "proc"},
-		// gVisor's own sysfs is synthetic, but native shows none: an
-		// empty read-only tmpfs hides it.
-		{Destination: "/sys", Type: "tmpfs", Source: "none", Options: []string{"ro", "nosuid", "nodev", "noexec"}},
+		// runsc always mounts something at /sys (its own sysfs, synthetic
+		// but describing CPUs and memory); native has no /sys at all. An
+		// empty read-only tmpfs with mode 0 shows nothing, not even a
+		// listing: the code gets EACCES.
+		{Destination: "/sys", Type: "tmpfs", Source: "none", Options: []string{"ro", "nosuid", "nodev", "noexec", "mode=0"}},
+		// The minimal /dev (see devNodes); it must come before /dev/shm.
+		{Destination: "/dev", Type: "bind", Source: in.d.dev(), Options: []string{"rbind", "rw", "nosuid", "noexec"}},
 	}
 	binds := append([]string{}, in.lay.binds...)
 	if in.extra != "" {

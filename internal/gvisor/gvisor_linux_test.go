@@ -275,3 +275,26 @@ func checkNothingLeft(t *testing.T) {
 		return nil
 	})
 }
+
+// TestDevAndSys: /dev holds only the native backend's devices (served by
+// the sentry), and /sys shows nothing.
+func TestDevAndSys(t *testing.T) {
+	res := runReq(t, api.Request{Code: `
+import os
+print(" ".join(sorted(os.listdir("/dev"))))
+try:
+    os.listdir("/sys")
+    print("sys listed")
+except PermissionError:
+    print("sys denied")
+with open("/dev/null", "w") as f:
+    f.write("x")
+print(open("/dev/zero", "rb").read(2), len(open("/dev/urandom", "rb").read(8)))
+try:
+    os.write(os.open("/dev/full", os.O_WRONLY), b"x")
+except OSError as e:
+    print(e.strerror)
+`})
+	require.Equal(t, api.StatusSuccess, res.Status, res.Error)
+	require.Equal(t, "fd full null pts random shm stderr stdin stdout urandom zero\nsys denied\nb'\\x00\\x00' 8\nNo space left on device\n", res.Stdout)
+}

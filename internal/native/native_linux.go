@@ -268,6 +268,9 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 		GidMappingsEnableSetgroups: true,
 		Credential:                 &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}},
 		Pdeathsig:                  syscall.SIGKILL,
+		// Its own session: no controlling terminal, so a Ctrl-C typed
+		// at pybox (repl, run) never reaches the sandbox directly.
+		Setsid: true,
 	}
 	if sb.cg != nil {
 		if fd, ok := sb.cg.FD(); ok {

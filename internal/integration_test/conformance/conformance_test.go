@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/pybox-dev/pybox"
+	"github.com/pybox-dev/pybox/internal/gvisor"
 	"github.com/pybox-dev/pybox/internal/testing/require"
+	"github.com/pybox-dev/pybox/internal/wasm"
 )
 
 // casesDir is the corpus, relative to this package.
@@ -24,16 +26,22 @@ func TestMain(m *testing.M) {
 }
 
 // backends are every backend the corpus knows. Native must work on Linux
-// hosts that pass its feature gates; the others run when this build and
-// host can run them and are skipped otherwise.
+// hosts that pass its feature gates. gvisor must work when runsc is usable
+// here (gvisor.Available), and gvisor and wasm both must work under
+// PYBOX_REQUIRE_ISOLATION=1 (`make test` installs runsc and builds
+// python.wasm); otherwise they are skipped when they cannot run.
 var backends = []struct {
 	name     string
-	required bool
+	required func() bool
 }{
-	{"native", true},
-	{"wasm", false},
-	{"gvisor", false},
+	{"native", func() bool { return true }},
+	{"wasm", requireIsolation},
+	{"gvisor", func() bool {
+		return requireIsolation() || gvisor.Available(gvisor.OptionsFromEnv(os.Getenv)) == nil
+	}},
 }
+
+func requireIsolation() bool { return os.Getenv("PYBOX_REQUIRE_ISOLATION") == "1" }
 
 func TestCorpus(t *testing.T) {
 	cases, err := Load(casesDir)
@@ -43,7 +51,7 @@ func TestCorpus(t *testing.T) {
 
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			available(t, sb, b.name, b.required)
+			available(t, sb, b.name, b.required())
 			probe := &moduleProbe{sb: sb, backend: b.name}
 			for _, c := range cases {
 				t.Run(c.Name, func(t *testing.T) {
@@ -79,11 +87,19 @@ func TestCorpus(t *testing.T) {
 // cannot run here, after a one-line probe.
 func available(t *testing.T, sb *pybox.Sandbox, name string, required bool) {
 	t.Helper()
-	if required {
+	switch name {
+	case "native":
 		require.Feature(t, runtime.GOOS == "linux", "the %s backend needs Linux", name)
 		require.Root(t)
 		require.UserNS(t)
 		require.Python(t)
+	case "gvisor":
+		err := gvisor.Available(gvisor.OptionsFromEnv(os.Getenv))
+		require.Feature(t, err == nil, "the gvisor backend cannot run here: %v", err)
+		require.Python(t)
+	case "wasm":
+		_, err := wasm.FindDir()
+		require.Feature(t, err == nil, "the wasm backend cannot run here: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

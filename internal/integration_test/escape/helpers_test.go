@@ -6,11 +6,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,59 +34,53 @@ func token() string {
 	return hex.EncodeToString(b[:])
 }
 
-func backendName() string {
-	if b := os.Getenv("PYBOX_ESCAPE_BACKEND"); b != "" {
-		return b
-	}
-	return "native"
+// sb is one backend under test.
+type sb struct {
+	name string
 }
 
 var sandbox = sync.OnceValue(func() *pybox.Sandbox { return pybox.New(pybox.Options{}) })
 
-// setup gates a test on what the native backend needs, and marks it
-// parallel unless serial is set.
-func setup(t *testing.T) {
-	t.Helper()
-	require.Feature(t, runtime.GOOS == "linux", "needs Linux")
-	require.Root(t)
-	require.UserNS(t)
-	require.Python(t)
-	t.Parallel()
-}
-
 // prologue runs before every piece of hostile code and prints the
-// sandbox's pid namespace, so that the host can look for survivors.
+// sandbox's pid namespace, so that the host can look for survivors (native
+// only: a gVisor sandbox's namespaces live in the sentry, and WASI has no
+// /proc).
 const prologue = "import os as _pybox_os\n" +
-	"print('PYBOX-PIDNS', _pybox_os.readlink('/proc/self/ns/pid'), flush=True)\n" +
+	"try:\n" +
+	"    print('PYBOX-PIDNS', _pybox_os.readlink('/proc/self/ns/pid'), flush=True)\n" +
+	"except (OSError, AttributeError):\n" +
+	"    pass\n" +
 	"del _pybox_os\n"
 
 var (
 	nsMu sync.Mutex
-	// pidNamespaces are the pid namespaces of every sandbox this package ran.
-	pidNamespaces = map[string]bool{}
+	// pidNamespaces are the pid namespaces of every native sandbox this
+	// package ran, each with the time since boot, in clock ticks, when its
+	// run returned (and nothing in it was alive).
+	pidNamespaces = map[string]int64{}
 )
 
 var pidnsRE = regexp.MustCompile(`PYBOX-PIDNS (pid:\[\d+\])`)
 
 // run runs code with the prologue and returns the Result. err must be nil
 // unless the test expects otherwise (it then calls runErr).
-func run(t *testing.T, req pybox.Request) *pybox.Result {
+func (b *sb) run(t *testing.T, req pybox.Request) *pybox.Result {
 	t.Helper()
-	res, err := runErr(t, req)
+	res, err := b.runErr(t, req)
 	if err != nil {
 		t.Fatalf("Run: %v (status %s)", err, res.Status)
 	}
 	return res
 }
 
-func runErr(t *testing.T, req pybox.Request) (*pybox.Result, error) {
+func (b *sb) runErr(t *testing.T, req pybox.Request) (*pybox.Result, error) {
 	t.Helper()
-	return runWith(t, context.Background(), req, pybox.RunOptions{})
+	return b.runWith(t, context.Background(), req, pybox.RunOptions{})
 }
 
-func runWith(t *testing.T, ctx context.Context, req pybox.Request, ro pybox.RunOptions) (*pybox.Result, error) {
+func (b *sb) runWith(t *testing.T, ctx context.Context, req pybox.Request, ro pybox.RunOptions) (*pybox.Result, error) {
 	t.Helper()
-	req.Backend = backendName()
+	req.Backend = b.name
 	req.Code = prologue + req.Code
 	if req.Timeout == 0 {
 		req.Timeout = pybox.Duration(20 * time.Second)
@@ -100,12 +95,15 @@ func runWith(t *testing.T, ctx context.Context, req pybox.Request, ro pybox.RunO
 				res.Status, res.ExitCode, res.Signal, res.Error, clip(res.Stdout), clip(res.Stderr))
 		}
 	})
-	if m := pidnsRE.FindStringSubmatch(res.Stdout); m != nil {
+	if res.Isolation.Backend != "" && res.Isolation.Backend != b.name {
+		t.Errorf("isolation.backend = %q, want %q", res.Isolation.Backend, b.name)
+	}
+	if m := pidnsRE.FindStringSubmatch(res.Stdout); m != nil && b.name == "native" {
 		nsMu.Lock()
-		pidNamespaces[m[1]] = true
+		pidNamespaces[m[1]] = bootTicks()
 		nsMu.Unlock()
 		// Run has returned: nothing from that namespace may be alive.
-		for _, p := range processesIn(map[string]bool{m[1]: true}) {
+		for _, p := range processesIn(map[string]int64{m[1]: math.MaxInt64}) {
 			t.Errorf("ESCAPE: sandbox process outlived Run: %s", p)
 		}
 	}
@@ -147,8 +145,13 @@ func wantStatus(t *testing.T, res *pybox.Result, status string) {
 	}
 }
 
-// processesIn lists host processes in one of the given pid namespaces.
-func processesIn(ns map[string]bool) []string {
+// processesIn lists host processes in one of the given pid namespaces that
+// started before the namespace's time (clock ticks since boot). Namespace
+// ids are inode numbers, reused once a namespace is gone: a process that
+// started after its run had returned, when the namespace was empty and so
+// dead, is in another namespace with the same id (another test binary's
+// sandbox).
+func processesIn(ns map[string]int64) []string {
 	ents, _ := os.ReadDir("/proc")
 	var out []string
 	for _, e := range ents {
@@ -156,12 +159,41 @@ func processesIn(ns map[string]bool) []string {
 			continue
 		}
 		l, err := os.Readlink(filepath.Join("/proc", e.Name(), "ns/pid"))
-		if err != nil || !ns[l] || inOtherPybox(e.Name()) {
+		if err != nil || inOtherPybox(e.Name()) {
+			continue
+		}
+		before, ok := ns[l]
+		if !ok || startTicks(e.Name()) > before {
 			continue
 		}
 		out = append(out, fmt.Sprintf("pid %s (%s) cmdline %q", e.Name(), l, clipCmd(cmdline(e.Name()))))
 	}
 	return out
+}
+
+// bootTicks is the time since boot in clock ticks (USER_HZ, 100 on Linux).
+func bootTicks() int64 {
+	b, _ := os.ReadFile("/proc/uptime")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return math.MaxInt64
+	}
+	sec, _ := strconv.ParseFloat(f[0], 64)
+	return int64(sec*100) + 1
+}
+
+// startTicks is a process's start time in clock ticks since boot, or 0.
+func startTicks(pid string) int64 {
+	b, _ := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		// After "pid (comm)": state is field 3, starttime field 22.
+		if f := strings.Fields(s[i+1:]); len(f) > 19 {
+			n, _ := strconv.ParseInt(f[19], 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // inOtherPybox says pid sits in a per-run cgroup of another pybox process
@@ -207,9 +239,9 @@ func processesWith(s string) []string {
 // sandboxes used.
 func sandboxProcesses() []string {
 	nsMu.Lock()
-	ns := map[string]bool{}
-	for k := range pidNamespaces {
-		ns[k] = true
+	ns := map[string]int64{}
+	for k, v := range pidNamespaces {
+		ns[k] = v
 	}
 	nsMu.Unlock()
 	return processesIn(ns)

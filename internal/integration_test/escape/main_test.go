@@ -1,16 +1,20 @@
 package escape
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/pybox-dev/pybox"
+	"github.com/pybox-dev/pybox/internal/gvisor"
 )
 
 // Sentinels planted in the test process before any sandbox starts. Neither
@@ -41,6 +45,15 @@ func realMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// A private TMPDIR (world-traversable, as /tmp is), so that the
+	// wasm backend's per-run directories can be counted afterwards
+	// without seeing other processes' ones.
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o755); err != nil || os.Chmod(dir, 0o755) != nil {
+		fmt.Fprintln(os.Stderr, "escape: temp dir:", err)
+		return 1
+	}
+	os.Setenv("TMPDIR", tmp)
 	sentinelFDPath = filepath.Join(dir, "leaked-fd-"+sentinelToken)
 	if err := plantFDs(sentinelFDPath); err != nil {
 		fmt.Fprintln(os.Stderr, "escape: plant fds:", err)
@@ -50,10 +63,34 @@ func realMain(m *testing.M) int {
 
 	code := m.Run()
 
-	// Whole-package host checks, after every run has returned.
+	// Whole-package host checks, after every run has returned and the
+	// backends are closed (the wasm pool's instances end on Close).
 	var problems []string
+	if err := sandbox().Close(context.Background()); err != nil {
+		problems = append(problems, "close: "+err.Error())
+	}
 	for _, p := range sandboxProcesses() {
 		problems = append(problems, "sandbox process still running on the host: "+p)
+	}
+	// gvisor: runsc, its sentry and gofer carry the container id
+	// "pybox-<pid>-<n>" or the run directory "<dir>/<pid>-run<n>".
+	gvDir := gvisor.OptionsFromEnv(os.Getenv).Dir
+	if gvDir == "" {
+		gvDir = gvisor.DefaultDir
+	}
+	for _, s := range []string{fmt.Sprintf("pybox-%d-", os.Getpid()), filepath.Join(gvDir, fmt.Sprintf("%d-run", os.Getpid()))} {
+		for _, p := range processesWith(s) {
+			problems = append(problems, "gVisor process still running on the host: "+p)
+		}
+	}
+	runDirs, _ := filepath.Glob(filepath.Join(gvDir, fmt.Sprintf("%d-run*", os.Getpid())))
+	for _, d := range runDirs {
+		problems = append(problems, "gVisor run directory left behind: "+d)
+	}
+	// wasm: per-run directories under TMPDIR.
+	left, _ := filepath.Glob(filepath.Join(tmp, "pybox-wasm-*"))
+	for _, d := range left {
+		problems = append(problems, "wasm run directory left behind: "+d)
 	}
 	for _, d := range leftoverCgroups() {
 		problems = append(problems, "cgroup left behind: "+d)
@@ -103,12 +140,22 @@ func mountSet() map[string]bool {
 	return set
 }
 
+// otherGvisorRun matches a mount of a gVisor run directory, capturing the
+// pid of the pybox process that owns it.
+var otherGvisorRun = regexp.MustCompile(` /run/pybox-gvisor[^/ ]*/(\d+)-`)
+
 func newMounts(before, after map[string]bool) []string {
 	var out []string
 	for m := range after {
-		if !before[m] {
-			out = append(out, m)
+		if before[m] {
+			continue
 		}
+		// Another test binary's gVisor runs (go test runs packages in
+		// parallel) mount their tmpfs in the same namespace.
+		if g := otherGvisorRun.FindStringSubmatch(m); g != nil && g[1] != strconv.Itoa(os.Getpid()) {
+			continue
+		}
+		out = append(out, m)
 	}
 	sort.Strings(out)
 	return out

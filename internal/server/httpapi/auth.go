@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
@@ -44,17 +45,49 @@ func IsLoopback(host string) bool {
 // BearerAuth wraps next so that it needs "Authorization: Bearer token". An
 // empty token lets every request through.
 func BearerAuth(token string, next http.Handler) http.Handler {
-	return bearerAuth(token, next, nil)
+	var tokens []string
+	if token != "" {
+		tokens = []string{token}
+	}
+	return bearerAuth(tokens, next, nil)
 }
 
-func bearerAuth(token string, next http.Handler, rejected *prometheus.CounterVec) http.Handler {
+// localOwner owns every session of a server without tokens (which only
+// listens on loopback).
+const localOwner = "local"
+
+// ownerOf is the owner of the sessions created with token: a hash, so that
+// the token itself is never kept next to the sessions or logged.
+func ownerOf(token string) string {
 	if token == "" {
+		return localOwner
+	}
+	h := sha256.Sum256([]byte("pybox session owner\x00" + token))
+	return hex.EncodeToString(h[:16])
+}
+
+// bearerAuth lets a request through when it carries one of tokens (any
+// tokens: none configured lets everything through) and records which one
+// as the request's owner. Every token is compared, in constant time, so
+// the answer's timing says nothing about which one came close.
+func bearerAuth(tokens []string, next http.Handler, rejected *prometheus.CounterVec) http.Handler {
+	if len(tokens) == 0 {
 		return next
 	}
-	want := []byte(token)
+	wants := make([][]byte, len(tokens))
+	for i, t := range tokens {
+		wants[i] = []byte(t)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
+		g := []byte(strings.TrimSpace(got))
+		match := -1
+		for i, want := range wants {
+			if subtle.ConstantTimeCompare(g, want) == 1 {
+				match = i
+			}
+		}
+		if !ok || match < 0 {
 			if rejected != nil {
 				rejected.WithLabelValues(reasonUnauthorized).Inc()
 			}
@@ -62,6 +95,7 @@ func bearerAuth(token string, next http.Handler, rejected *prometheus.CounterVec
 			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token", "")
 			return
 		}
+		infoFrom(r.Context()).owner = ownerOf(tokens[match])
 		next.ServeHTTP(w, r)
 	})
 }
@@ -87,6 +121,10 @@ type reqInfo struct {
 	id        string
 	runStatus string
 	backend   string
+	// owner is set by bearerAuth; "" means no token is configured.
+	owner string
+	// session is the session the request addressed, for the log line.
+	session string
 }
 
 // statusWriter records the status code for the log line. It forwards
@@ -135,6 +173,9 @@ func (s *Server) withRequestLog(next http.Handler) http.Handler {
 				slog.Int("status", sw.status),
 				slog.Int64("duration_ms", time.Since(start).Milliseconds()),
 				slog.String("remote", r.RemoteAddr),
+			}
+			if info.session != "" {
+				attrs = append(attrs, slog.String("session", info.session))
 			}
 			if info.runStatus != "" {
 				attrs = append(attrs, slog.String("run_status", info.runStatus), slog.String("backend", info.backend))

@@ -229,3 +229,100 @@ func writeError(w http.ResponseWriter, status int, msg, field string) {
 func writeAPIError(w http.ResponseWriter, e *apiError) {
 	writeError(w, e.status, e.msg, e.field)
 }
+
+// sessionCreateResponse is the body of a 201 from POST /v1/sessions.
+type sessionCreateResponse struct {
+	ID     string        `json:"id"`
+	Result *pybox.Result `json:"result,omitempty"`
+}
+
+// parseSessionRequest decodes and checks a POST /v1/sessions body: a
+// Request, with the session caps applied too. Like parseRunRequest it only
+// ever fails with a 4xx (see FuzzParseSessionRequest).
+func (s *Server) parseSessionRequest(body []byte) (pybox.Request, *apiError) {
+	req, aerr := decodeRequest(body)
+	if aerr != nil {
+		return req, aerr
+	}
+	if req.CollectFiles {
+		return req, badRequest("collect_files", "does not apply to sessions: download files with GET /v1/sessions/{id}/files/{path}")
+	}
+	if aerr := s.checkPolicy(&req); aerr != nil {
+		return req, aerr
+	}
+	d := pybox.Request{}.WithDefaults()
+	maxL := pybox.Duration(s.cfg.MaxLifetime)
+	for _, f := range []struct {
+		name string
+		v    *pybox.Duration
+		def  pybox.Duration
+	}{
+		{"idle_timeout", &req.IdleTimeout, d.IdleTimeout},
+		{"max_lifetime", &req.MaxLifetime, d.MaxLifetime},
+	} {
+		switch {
+		case *f.v == 0 && f.def > maxL:
+			*f.v = maxL
+		case *f.v > maxL:
+			return req, badRequest(f.name, "%s is over this server's %s maximum", *f.v, maxL)
+		}
+	}
+	dd := req.WithDefaults()
+	if err := dd.Validate(); err != nil {
+		return req, inputError(err)
+	}
+	return req, nil
+}
+
+// parseExec decodes and checks a POST /v1/sessions/{id}/run body:
+// {"code", "globals", "timeout"}, nothing else.
+func (s *Server) parseExec(body []byte) (pybox.Exec, *apiError) {
+	var ex pybox.Exec
+	t := bytes.TrimLeft(body, " \t\r\n")
+	if len(t) == 0 {
+		return ex, badRequest("", "empty body: want a JSON object like {\"code\": \"print(1)\"}")
+	}
+	if t[0] != '{' {
+		return ex, badRequest("", "body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ex); err != nil {
+		return pybox.Exec{}, execJSONError(body, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return pybox.Exec{}, badRequest("", "body must hold a single JSON object (found data after it)")
+	}
+	if len(ex.Code) > s.cfg.MaxCodeBytes {
+		return ex, badRequest("code", "%d bytes is over this server's %d byte limit", len(ex.Code), s.cfg.MaxCodeBytes)
+	}
+	if maxT := pybox.Duration(s.cfg.MaxTimeout); ex.Timeout > maxT {
+		return ex, badRequest("timeout", "%s is over this server's %s maximum", ex.Timeout, maxT)
+	}
+	// The fields an Exec shares with a Request validate the same way.
+	probe := pybox.Request{Code: ex.Code, Globals: ex.Globals, Timeout: ex.Timeout}.WithDefaults()
+	if err := probe.Validate(); err != nil {
+		return ex, inputError(err)
+	}
+	return ex, nil
+}
+
+// execJSONError is jsonError for an Exec body: the field of a bad value is
+// found by decoding into an Exec.
+func execJSONError(body []byte, err error) *apiError {
+	e := jsonError(body, err)
+	if e.field == "" {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(body, &m) == nil {
+			for k, v := range m {
+				one, _ := json.Marshal(map[string]json.RawMessage{k: v})
+				var ex pybox.Exec
+				if json.Unmarshal(one, &ex) != nil {
+					e.field = k
+					break
+				}
+			}
+		}
+	}
+	return e
+}

@@ -14,6 +14,10 @@ type metrics struct {
 	inFlight prometheus.Gauge
 	queue    prometheus.Gauge
 	rejected *prometheus.CounterVec
+
+	sessionsLive    prometheus.Gauge
+	sessionsCreated prometheus.Counter
+	sessionsEnded   *prometheus.CounterVec
 }
 
 // Reasons a request is rejected before it runs (label of
@@ -25,7 +29,24 @@ const (
 	reasonTooLarge     = "too_large"
 	reasonMediaType    = "unsupported_media_type"
 	reasonDraining     = "draining"
+	reasonSessionsFull = "sessions_full"
 )
+
+// Reasons a session ended (label of pybox_sessions_ended_total).
+const (
+	endClosed      = "closed"   // DELETE
+	endIdle        = "idle"     // idle_timeout
+	endLifetime    = "lifetime" // max_lifetime
+	endTimeout     = "timeout"  // an execution's limits killed it
+	endMemory      = "memory-limit"
+	endOutput      = "output-limit"
+	endKilled      = "killed"   // the client went away during a run, or a signal
+	endExited      = "exited"   // the code ended the interpreter (sys.exit, os._exit)
+	endShutdown    = "shutdown" // the server shut down
+	endStartFailed = "start-failed"
+)
+
+var endReasons = []string{endClosed, endIdle, endLifetime, endTimeout, endMemory, endOutput, endKilled, endExited, endShutdown}
 
 func newMetrics() *metrics {
 	m := &metrics{
@@ -52,11 +73,27 @@ func newMetrics() *metrics {
 			Help: "Requests rejected before running, by reason.",
 		}, []string{"reason"}),
 	}
+	m.sessionsLive = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "pybox_sessions_live",
+		Help: "Sessions alive now.",
+	})
+	m.sessionsCreated = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pybox_sessions_created_total",
+		Help: "Sessions started.",
+	})
+	m.sessionsEnded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pybox_sessions_ended_total",
+		Help: "Sessions ended, by reason.",
+	}, []string{"reason"})
+	for _, r := range endReasons {
+		m.sessionsEnded.WithLabelValues(r)
+	}
 	m.reg.MustRegister(m.runs, m.duration, m.inFlight, m.queue, m.rejected,
+		m.sessionsLive, m.sessionsCreated, m.sessionsEnded,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Make the rejection series visible at zero.
-	for _, r := range []string{reasonQueueFull, reasonUnauthorized, reasonInvalid, reasonTooLarge, reasonMediaType, reasonDraining} {
+	for _, r := range []string{reasonQueueFull, reasonUnauthorized, reasonInvalid, reasonTooLarge, reasonMediaType, reasonDraining, reasonSessionsFull} {
 		m.rejected.WithLabelValues(r)
 	}
 	return m

@@ -72,7 +72,9 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	var res *pybox.Result
 	if wantsEventStream(r) {
-		res, err = s.runStream(ctx, w, req)
+		res, err = s.runStream(w, func(ro pybox.RunOptions) (*pybox.Result, error) {
+			return s.sb.RunWith(ctx, req, ro)
+		})
 	} else {
 		res, err = s.sb.RunWith(ctx, req, pybox.RunOptions{})
 	}
@@ -109,10 +111,10 @@ func wantsEventStream(r *http.Request) bool {
 	return false
 }
 
-// runStream runs req while streaming its output as server-sent events:
+// runStream calls run while streaming its output as server-sent events:
 // "stdout" and "stderr" events whose data is a JSON string chunk, then one
 // "result" event whose data is the Result.
-func (s *Server) runStream(ctx context.Context, w http.ResponseWriter, req pybox.Request) (*pybox.Result, error) {
+func (s *Server) runStream(w http.ResponseWriter, run func(pybox.RunOptions) (*pybox.Result, error)) (*pybox.Result, error) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -140,7 +142,7 @@ func (s *Server) runStream(ctx context.Context, w http.ResponseWriter, req pybox
 			}
 		}
 	}()
-	res, err := s.sb.RunWith(ctx, req, pybox.RunOptions{
+	res, err := run(pybox.RunOptions{
 		Stdout: func(b []byte) { q.push(0, b) },
 		Stderr: func(b []byte) { q.push(1, b) },
 	})

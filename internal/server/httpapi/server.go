@@ -5,18 +5,31 @@
 //
 // # Routes
 //
-//	POST /v1/run        run code once; JSON Result, or a text/event-stream
-//	                    of stdout/stderr chunks then the Result
-//	GET  /healthz       liveness (no auth)
-//	GET  /metrics       Prometheus metrics
-//	GET  /openapi.json  the OpenAPI 3 document (no auth)
+//	POST   /v1/run                        run code once; JSON Result, or a
+//	                                      text/event-stream of stdout/stderr
+//	                                      chunks then the Result
+//	POST   /v1/sessions                   start a session (and run its first code)
+//	POST   /v1/sessions/{id}/run          run code in a session (JSON or SSE)
+//	DELETE /v1/sessions/{id}              end a session
+//	PUT    /v1/sessions/{id}/files/{path} upload a file into the session's /work
+//	GET    /v1/sessions/{id}/files/{path} download a file from it
+//	GET    /healthz                       liveness (no auth)
+//	GET    /metrics                       Prometheus metrics
+//	GET    /openapi.json                  the OpenAPI 3 document (no auth)
 //
-// Sessions (POST /v1/sessions, ...) are planned; they slot into the route table
-// once the library has a session API.
+// # Sessions
+//
+// A session is a [pybox.Session]: one sandbox whose globals and files last
+// across runs. It belongs to the bearer token that created it (the server
+// keeps a hash of the token, never the token); other tokens get 404 for it.
+// At most [Config.MaxSessions] are alive at once (429 past it). A session
+// that ended (closed, idle, past its lifetime, or killed by a limit) answers
+// 410 Gone with the reason for a while, then 404. Shutting the server down
+// closes every session.
 //
 // # Safety
 //
-// Every protected route needs "Authorization: Bearer TOKEN" when a token is
+// Every protected route needs "Authorization: Bearer TOKEN" when tokens are
 // configured, compared in constant time. [CheckListen] refuses a non-loopback
 // address without a token. Bodies, code, timeouts and memory are capped; runs
 // go through a bounded concurrency limit and a bounded queue, past which the
@@ -51,13 +64,18 @@ const (
 	DefaultMaxTimeout   = 5 * time.Minute
 	DefaultMaxMemory    = 2 << 30
 	DefaultGrace        = 30 * time.Second
+	DefaultMaxSessions  = 16
+	DefaultMaxLifetime  = time.Hour
 )
 
 // Config configures a [Server]. Zero fields take the defaults above.
 type Config struct {
-	// Token, when non-empty, is the bearer token every protected route
-	// requires.
-	Token string
+	// Token, when non-empty, is a bearer token that protected routes
+	// accept. Tokens are more of them; each token is its own session owner.
+	// With neither, every request is let through (loopback only, see
+	// [CheckListen]) and all sessions have one owner.
+	Token  string
+	Tokens []string
 	// AllowMounts lets requests set mounts and python, which expose host
 	// paths to the sandbox. Off by default: a remote client must never read
 	// host files.
@@ -77,6 +95,13 @@ type Config struct {
 	// default, lowered to the cap if needed.
 	MaxTimeout time.Duration
 	MaxMemory  pybox.Size
+	// MaxSessions caps the live sessions (429 past it); negative means
+	// sessions are disabled.
+	MaxSessions int
+	// MaxLifetime caps a session's max_lifetime and idle_timeout (400 past
+	// it); a session that sets neither gets the library defaults, lowered
+	// to this cap.
+	MaxLifetime time.Duration
 	// Logger receives one structured line per request; nil discards.
 	Logger *slog.Logger
 }
@@ -103,20 +128,44 @@ func (c Config) withDefaults() Config {
 	if c.MaxMemory <= 0 {
 		c.MaxMemory = DefaultMaxMemory
 	}
+	if c.MaxSessions == 0 {
+		c.MaxSessions = DefaultMaxSessions
+	}
+	if c.MaxSessions < 0 {
+		c.MaxSessions = 0
+	}
+	if c.MaxLifetime <= 0 {
+		c.MaxLifetime = DefaultMaxLifetime
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
 }
 
+// tokens lists every accepted bearer token.
+func (c Config) tokens() []string {
+	var ts []string
+	if c.Token != "" {
+		ts = append(ts, c.Token)
+	}
+	for _, t := range c.Tokens {
+		if t != "" {
+			ts = append(ts, t)
+		}
+	}
+	return ts
+}
+
 // Server serves the HTTP API over one [pybox.Sandbox].
 type Server struct {
-	sb      *pybox.Sandbox
-	cfg     Config
-	log     *slog.Logger
-	lim     *limiter
-	metrics *metrics
-	handler http.Handler
+	sb       *pybox.Sandbox
+	cfg      Config
+	log      *slog.Logger
+	lim      *limiter
+	metrics  *metrics
+	sessions *sessionStore
+	handler  http.Handler
 
 	// runCtx is the parent of every run's context; cancelling it kills
 	// every run (the end of a shutdown's grace period).
@@ -133,6 +182,7 @@ func New(sb *pybox.Sandbox, cfg Config) *Server {
 	s.runCtx, s.cancelRun = context.WithCancel(context.Background())
 	s.metrics = newMetrics()
 	s.lim = newLimiter(cfg.MaxConcurrent, cfg.MaxQueue, s.metrics)
+	s.sessions = newSessionStore(cfg.MaxSessions, s.metrics, s.log)
 	s.handler = s.withRequestLog(s.routes())
 	return s
 }
@@ -149,28 +199,45 @@ type route struct {
 func (s *Server) routeTable() []route {
 	return []route{
 		{"POST /v1/run", false, s.handleRun},
+		{"POST /v1/sessions", false, s.handleCreateSession},
+		{"POST /v1/sessions/{id}/run", false, s.handleSessionRun},
+		{"DELETE /v1/sessions/{id}", false, s.handleDeleteSession},
+		{"PUT /v1/sessions/{id}/files/{path...}", false, s.handlePutFile},
+		{"GET /v1/sessions/{id}/files/{path...}", false, s.handleGetFile},
 		{"GET /healthz", true, s.handleHealth},
 		{"GET /metrics", false, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP},
 		{"GET /openapi.json", true, handleOpenAPI},
-		// Planned: POST /v1/sessions, POST /v1/sessions/{id}/run,
-		// DELETE /v1/sessions/{id}.
 	}
 }
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	var paths []string
 	allow := map[string][]string{}
+	tokens := s.cfg.tokens()
 	for _, r := range s.routeTable() {
 		method, path, _ := strings.Cut(r.pattern, " ")
+		if allow[path] == nil {
+			paths = append(paths, path)
+		}
 		allow[path] = append(allow[path], method)
 		var h http.Handler = r.h
 		if !r.public {
-			h = bearerAuth(s.cfg.Token, h, s.metrics.rejected)
+			h = bearerAuth(tokens, h, s.metrics.rejected)
 		}
 		mux.Handle(r.pattern, h)
 	}
+	// A request whose path matches a route but whose method does not lands
+	// here (this catch-all pattern matches every method): say which
+	// methods the path takes.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if methods, ok := allow[r.URL.Path]; ok {
+		var methods []string
+		for _, p := range paths {
+			if pathMatches(p, r.URL.Path) {
+				methods = append(methods, allow[p]...)
+			}
+		}
+		if len(methods) > 0 {
 			w.Header().Set("Allow", strings.Join(methods, ", "))
 			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path+" (allowed: "+strings.Join(methods, ", ")+")", "")
 			return
@@ -178,6 +245,31 @@ func (s *Server) routes() http.Handler {
 		writeError(w, http.StatusNotFound, "no such route: "+r.Method+" "+r.URL.Path, "")
 	})
 	return mux
+}
+
+// pathMatches reports whether path matches a ServeMux path pattern made of
+// literal segments, {name} (one segment) and a final {name...} (the rest).
+func pathMatches(pattern, path string) bool {
+	ps := strings.Split(strings.TrimPrefix(pattern, "/"), "/")
+	xs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	for i, p := range ps {
+		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "...}") {
+			return i < len(xs)
+		}
+		if i >= len(xs) {
+			return false
+		}
+		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") {
+			if xs[i] == "" {
+				return false
+			}
+			continue
+		}
+		if p != xs[i] {
+			return false
+		}
+	}
+	return len(ps) == len(xs)
 }
 
 // Handler returns the API as an http.Handler (for tests and embedding).
@@ -189,7 +281,8 @@ func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
 // Serve serves the API on ln until ctx is cancelled, then shuts down
 // gracefully: it stops accepting connections, lets in-flight runs finish
 // for up to grace, then kills the runs still going and waits for their
-// handlers to return. It returns nil after a clean shutdown.
+// handlers to return, and closes every session. It returns nil after a
+// clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
 	if grace <= 0 {
 		grace = DefaultGrace
@@ -206,6 +299,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	select {
 	case err := <-errc:
 		s.cancelRun()
+		s.CloseSessions()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -225,7 +319,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	s.cancelRun()
 	<-errc // http.ErrServerClosed
 	s.waitIdle(10 * time.Second)
-	s.log.Info("shut down")
+	n := s.CloseSessions()
+	s.log.Info("shut down", "sessions_closed", n)
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
@@ -249,5 +344,6 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		"status":    "ok",
 		"in_flight": s.lim.inFlight(),
 		"queued":    s.lim.queued(),
+		"sessions":  s.sessions.live(),
 	})
 }

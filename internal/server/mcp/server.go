@@ -1,7 +1,7 @@
 // Package mcp is the MCP front end of pybox (pybox mcp), built on the
-// official Go SDK. It is a drop-in replacement for pydantic's mcp-run-python:
-// one tool, run_python_code, with the same input schema and the same XML
-// result text. It is an adapter over the root package only.
+// official Go SDK. Its run_python_code tool is a drop-in replacement for
+// pydantic's mcp-run-python: the same input schema and the same XML result
+// text. It is an adapter over the root package only.
 //
 // While the code runs, each line it prints is also sent as an MCP log
 // notification (stdout at level "info", stderr at "warning", as
@@ -9,9 +9,15 @@
 // displays (Result.Outputs with an image/* MIME type) are returned as MCP
 // image content after the text.
 //
-// Session tools (a Python process that keeps its state across calls) are
-// planned; they slot in next to run_python_code once the library has a
-// session API.
+// # Sessions
+//
+// Beyond run_python_code, the session tools keep one sandbox alive across
+// calls (globals, imports and files persist): create_session,
+// run_in_session, write_file, read_file and close_session. Sessions belong
+// to the client that created them: over stdio that is the one client, and
+// they are all closed when it goes away; over HTTP it is the MCP session
+// (Mcp-Session-Id), and they are closed when it ends. At most
+// [Config.MaxSessions] are alive at once.
 package mcp
 
 import (
@@ -74,6 +80,9 @@ type Config struct {
 	// MaxConcurrent bounds the runs in flight; further calls wait for a
 	// slot. Zero means 2*NumCPU.
 	MaxConcurrent int
+	// MaxSessions caps the live sessions of the server (all clients);
+	// zero means DefaultMaxSessions, negative disables the session tools.
+	MaxSessions int
 	// Version is reported to clients.
 	Version string
 	// Logger receives the server's own logs (never stdout: that is the
@@ -97,16 +106,24 @@ func (c Config) request(code string, globals json.RawMessage) pybox.Request {
 	}
 }
 
-// NewServer returns an MCP server with the run_python_code tool, running
-// code on sb.
+// DefaultMaxSessions is the session cap when Config.MaxSessions is zero.
+const DefaultMaxSessions = 8
+
+// NewServer returns an MCP server with the run_python_code tool and the
+// session tools, running code on sb. Sessions of a client that has an MCP
+// session id are closed when that MCP session ends; others end by their
+// idle timeout.
 func NewServer(sb *pybox.Sandbox, cfg Config) *sdk.Server {
-	s, _ := newServer(sb, cfg)
+	s, _ := newServer(sb, cfg, false)
 	return s
 }
 
-func newServer(sb *pybox.Sandbox, cfg Config) (*sdk.Server, *tool) {
+func newServer(sb *pybox.Sandbox, cfg Config, stdio bool) (*sdk.Server, *tool) {
 	if cfg.MaxConcurrent <= 0 {
 		cfg.MaxConcurrent = 2 * runtime.NumCPU()
+	}
+	if cfg.MaxSessions == 0 {
+		cfg.MaxSessions = DefaultMaxSessions
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -115,18 +132,26 @@ func newServer(sb *pybox.Sandbox, cfg Config) (*sdk.Server, *tool) {
 	if version == "" {
 		version = "devel"
 	}
+	instructions := `Call the "run_python_code" tool with the Python code to run.`
+	if cfg.MaxSessions > 0 {
+		instructions += ` To keep state (variables, imports, files) across calls, call "create_session", then "run_in_session", "write_file" and "read_file" with its session_id, and "close_session" when done.`
+	}
 	s := sdk.NewServer(&sdk.Implementation{Name: "pybox", Title: "MCP Run Python (pybox)", Version: version}, &sdk.ServerOptions{
-		Instructions: `Call the "run_python_code" tool with the Python code to run.`,
+		Instructions: instructions,
 		Logger:       cfg.Logger,
 		Capabilities: &sdk.ServerCapabilities{Logging: &sdk.LoggingCapabilities{}},
 	})
-	t := &tool{sb: sb, cfg: cfg, sem: make(chan struct{}, cfg.MaxConcurrent)}
+	t := &tool{sb: sb, cfg: cfg, sem: make(chan struct{}, cfg.MaxConcurrent), stdio: stdio}
+	t.sessions = newSessionSet(max(cfg.MaxSessions, 0))
 	s.AddTool(&sdk.Tool{
 		Name:        ToolName,
 		Title:       "Run Python code",
 		Description: ToolDescription,
 		InputSchema: json.RawMessage(inputSchema),
 	}, t.call)
+	if cfg.MaxSessions > 0 {
+		t.addSessionTools(s)
+	}
 	return s, t
 }
 
@@ -137,6 +162,9 @@ type tool struct {
 	// call that wants one).
 	sem   chan struct{}
 	calls atomic.Int64
+	// stdio is true when the server has exactly one client, over stdio.
+	stdio    bool
+	sessions *sessionSet
 }
 
 type args struct {
@@ -181,11 +209,19 @@ func (t *tool) call(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToo
 	if err != nil {
 		return errorResult(err.Error()), nil
 	}
+	return t.runRendered(ctx, req, func(ro pybox.RunOptions) (*pybox.Result, error) {
+		return t.sb.RunWith(ctx, t.cfg.request(code, globals), ro)
+	}), nil
+}
+
+// runRendered takes a run slot, calls run with live log notifications and
+// renders its Result as mcp-run-python's XML plus image contents.
+func (t *tool) runRendered(ctx context.Context, req *sdk.CallToolRequest, run func(pybox.RunOptions) (*pybox.Result, error)) *sdk.CallToolResult {
 	select {
 	case t.sem <- struct{}{}:
 		defer func() { <-t.sem }()
 	case <-ctx.Done():
-		return errorResult("cancelled while waiting for a run slot"), nil
+		return errorResult("cancelled while waiting for a run slot")
 	}
 	var (
 		live outputLines
@@ -199,7 +235,6 @@ func (t *tool) call(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToo
 		if stream == 1 {
 			level = "warning"
 		}
-		// Log drops the message unless the client asked for logs.
 		// Log drops the message unless the client asked for logs (with
 		// logging/setLevel, or the request's log level under the newer
 		// protocol).
@@ -207,13 +242,13 @@ func (t *tool) call(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToo
 	}
 	// The callbacks run on the backend's goroutine, one at a time and in
 	// order; Log is a quick write to the transport.
-	res, err := t.sb.RunWith(ctx, t.cfg.request(code, globals), pybox.RunOptions{
+	res, err := run(pybox.RunOptions{
 		Stdout: func(b []byte) { live.add(0, b, emit) },
 		Stderr: func(b []byte) { live.add(1, b, emit) },
 	})
 	live.finish(emit)
 	if res == nil {
-		return errorResult(fmt.Sprintf("sandbox error: %v", err)), nil
+		return errorResult(fmt.Sprintf("sandbox error: %v", err))
 	}
 	out := &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: RenderXML(res, linesFor(res, &live))}}}
 	if res.Status == pybox.StatusInputError || res.Status == pybox.StatusSandboxError {
@@ -223,7 +258,7 @@ func (t *tool) call(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToo
 		t.cfg.Logger.Warn("run failed", "status", res.Status, "err", err)
 	}
 	out.Content = append(out.Content, images(res)...)
-	return out, nil
+	return out
 }
 
 // images returns MCP image content for every image output of res.
@@ -243,9 +278,18 @@ func images(res *pybox.Result) []sdk.Content {
 }
 
 // ServeStdio serves MCP over stdin/stdout until the client disconnects or
-// ctx ends.
+// ctx ends, then closes every session the client left open.
 func ServeStdio(ctx context.Context, sb *pybox.Sandbox, cfg Config) error {
-	return NewServer(sb, cfg).Run(ctx, &sdk.StdioTransport{})
+	return serveTransport(ctx, sb, cfg, &sdk.StdioTransport{})
+}
+
+func serveTransport(ctx context.Context, sb *pybox.Sandbox, cfg Config, tr sdk.Transport) error {
+	s, t := newServer(sb, cfg, true)
+	err := s.Run(ctx, tr)
+	if n := t.sessions.closeAll(); n > 0 {
+		t.cfg.Logger.Info("closed the client's sessions", "sessions", n)
+	}
+	return err
 }
 
 // HTTPHandler serves MCP over streamable HTTP at /mcp, behind the same
@@ -256,7 +300,7 @@ func HTTPHandler(sb *pybox.Sandbox, cfg Config, token string) http.Handler {
 }
 
 func httpHandler(sb *pybox.Sandbox, cfg Config, token string) (http.Handler, *tool) {
-	s, t := newServer(sb, cfg)
+	s, t := newServer(sb, cfg, false)
 	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s }, &sdk.StreamableHTTPOptions{Logger: cfg.Logger})
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", httpapi.BearerAuth(token, h))
@@ -297,5 +341,6 @@ func ServeHTTP(ctx context.Context, ln net.Listener, sb *pybox.Sandbox, cfg Conf
 		srv.Close()
 	}
 	<-errc
+	t.sessions.closeAll()
 	return nil
 }
