@@ -197,6 +197,10 @@ class Template:
             anchor, status_w = ent
             try:
                 os.kill(anchor, signal.SIGKILL)
+                # The anchor is pid 1 of the execution's pid namespace: its
+                # exit waits until every other process there is gone, so
+                # once it is reaped nothing of the execution runs any more.
+                os.waitpid(anchor, 0)
             except OSError:
                 pass
             ex = {"type": "exit"}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -40,6 +41,22 @@ type sb struct {
 }
 
 var sandbox = sync.OnceValue(func() *pybox.Sandbox { return pybox.New(pybox.Options{}) })
+
+// forkUsed says forkSandbox was created (TestMain closes it).
+var forkUsed atomic.Bool
+
+// forkSandbox runs the native backend through its fork server; it returns
+// once the template is up, so every run of the suite is a forked one.
+var forkSandbox = sync.OnceValue(func() *pybox.Sandbox {
+	forkUsed.Store(true)
+	s := pybox.New(pybox.Options{ForkServer: true})
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if res, err := s.Run(context.Background(), pybox.Request{Code: "1"}); err == nil && res.Isolation.ForkServer {
+			break
+		}
+	}
+	return s
+})
 
 // prologue runs before every piece of hostile code and prints the
 // sandbox's pid namespace, so that the host can look for survivors (native
@@ -81,11 +98,15 @@ func (b *sb) runErr(t *testing.T, req pybox.Request) (*pybox.Result, error) {
 func (b *sb) runWith(t *testing.T, ctx context.Context, req pybox.Request, ro pybox.RunOptions) (*pybox.Result, error) {
 	t.Helper()
 	req.Backend = b.name
+	s := sandbox()
+	if b.name == "native-fork" {
+		req.Backend, s = "native", forkSandbox()
+	}
 	req.Code = prologue + req.Code
 	if req.Timeout == 0 {
 		req.Timeout = pybox.Duration(20 * time.Second)
 	}
-	res, err := sandbox().RunWith(ctx, req, ro)
+	res, err := s.RunWith(ctx, req, ro)
 	if res == nil {
 		t.Fatalf("Run returned a nil Result (err %v)", err)
 	}
@@ -95,10 +116,13 @@ func (b *sb) runWith(t *testing.T, ctx context.Context, req pybox.Request, ro py
 				res.Status, res.ExitCode, res.Signal, res.Error, clip(res.Stdout), clip(res.Stderr))
 		}
 	})
-	if res.Isolation.Backend != "" && res.Isolation.Backend != b.name {
-		t.Errorf("isolation.backend = %q, want %q", res.Isolation.Backend, b.name)
+	if res.Isolation.Backend != "" && res.Isolation.Backend != req.Backend {
+		t.Errorf("isolation.backend = %q, want %q", res.Isolation.Backend, req.Backend)
 	}
-	if m := pidnsRE.FindStringSubmatch(res.Stdout); m != nil && b.name == "native" {
+	if b.name == "native-fork" && err == nil && !res.Isolation.ForkServer {
+		t.Errorf("not run by the fork server: %+v", res.Isolation)
+	}
+	if m := pidnsRE.FindStringSubmatch(res.Stdout); m != nil && (b.name == "native" || b.name == "native-fork") {
 		nsMu.Lock()
 		pidNamespaces[m[1]] = bootTicks()
 		nsMu.Unlock()

@@ -69,6 +69,11 @@ func realMain(m *testing.M) int {
 	if err := sandbox().Close(context.Background()); err != nil {
 		problems = append(problems, "close: "+err.Error())
 	}
+	if forkUsed.Load() {
+		if err := forkSandbox().Close(context.Background()); err != nil {
+			problems = append(problems, "close the fork server: "+err.Error())
+		}
+	}
 	for _, p := range sandboxProcesses() {
 		problems = append(problems, "sandbox process still running on the host: "+p)
 	}

@@ -13,7 +13,19 @@ import (
 )
 
 // backends are every backend the suite runs on, in table order.
-var backends = []string{"native", "gvisor", "wasm"}
+// native-fork is the native backend with Options.ForkServer: every
+// execution forked from a warm template.
+var backends = []string{"native", "native-fork", "gvisor", "wasm"}
+
+// Unless a case says otherwise, the fork server must give what native
+// gives: it promises every guarantee of the cold path.
+func init() {
+	for i := range cases {
+		if _, ok := cases[i].want["native-fork"]; !ok {
+			cases[i].want["native-fork"] = "as native (forked from a warm template)"
+		}
+	}
+}
 
 // escapeCase is one attack, run on every backend.
 type escapeCase struct {
@@ -199,7 +211,7 @@ func TestEscape(t *testing.T) {
 func (b *sb) require(t *testing.T) {
 	t.Helper()
 	switch b.name {
-	case "native":
+	case "native", "native-fork":
 		require.Feature(t, runtime.GOOS == "linux", "the native backend needs Linux")
 		require.Root(t)
 		require.UserNS(t)
