@@ -83,3 +83,17 @@ const (
 // ErrUnsupported is returned when the host lacks a requested layer and
 // BestEffort is off.
 var ErrUnsupported = errors.New("landlock: not supported")
+
+// Masks are the numbers needed to build, in another program, the same
+// ruleset that Restrict builds: the fork server's Python template applies
+// it in every child with landlock_create_ruleset, landlock_add_rule and
+// landlock_restrict_self.
+type Masks struct {
+	HandledFS  uint64 `json:"handled_fs"`
+	HandledNet uint64 `json:"handled_net"`
+	Scoped     uint64 `json:"scoped"`
+	// ReadRights are granted on read-only paths, FileRights is the subset
+	// that applies to a single file; read-write paths get HandledFS.
+	ReadRights uint64 `json:"read_rights"`
+	FileRights uint64 `json:"file_rights"`
+}

@@ -88,20 +88,6 @@ func restrictThisThread(c Config, cfg landlock.Config) error {
 	return nil
 }
 
-// Masks are the numbers needed to build, in another program, the same
-// ruleset that Restrict builds: the fork server's Python template applies
-// it in every child with landlock_create_ruleset, landlock_add_rule and
-// landlock_restrict_self.
-type Masks struct {
-	HandledFS  uint64 `json:"handled_fs"`
-	HandledNet uint64 `json:"handled_net"`
-	Scoped     uint64 `json:"scoped"`
-	// ReadRights are granted on read-only paths, FileRights is the subset
-	// that applies to a single file; read-write paths get HandledFS.
-	ReadRights uint64 `json:"read_rights"`
-	FileRights uint64 `json:"file_rights"`
-}
-
 // PlanMasks decides, for this host's ABI, what Restrict(c) would enforce,
 // without enforcing anything. Without c.BestEffort a requested layer the
 // host lacks is an error, as in Restrict.
