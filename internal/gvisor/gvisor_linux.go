@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,12 +23,9 @@ import (
 	"github.com/pybox-dev/pybox/internal/api"
 	"github.com/pybox-dev/pybox/internal/backend"
 	"github.com/pybox-dev/pybox/internal/cgroup"
+	"github.com/pybox-dev/pybox/internal/guest"
 	"github.com/pybox-dev/pybox/internal/runner"
 )
-
-// passEnv are host variables passed through because they describe the host
-// CPU, not the user (as in the native backend).
-var passEnv = []string{"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
 
 var platformRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 
@@ -200,53 +196,6 @@ func (b *gvisorBackend) Run(ctx context.Context, req *api.Request, hooks backend
 	return r.res, nil
 }
 
-// interpreter resolves the interpreter path and, when it lives outside
-// /usr, the directory tree that must be bound for it.
-func interpreter(p string) (argv0, extraBind string, err error) {
-	real, err := filepath.EvalSymlinks(p)
-	if err != nil {
-		return "", "", fmt.Errorf("python interpreter %s: %w", p, err)
-	}
-	fi, err := os.Stat(real)
-	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o001 == 0 {
-		return "", "", fmt.Errorf("python interpreter %s is not an executable file for everyone", p)
-	}
-	if strings.HasPrefix(real, "/usr/") {
-		return real, "", nil
-	}
-	prefix := filepath.Dir(filepath.Dir(real))
-	if prefix == "/" {
-		return "", "", fmt.Errorf("python interpreter %s: cannot mount its prefix /", p)
-	}
-	return real, prefix, nil
-}
-
-func environ(req *api.Request) []string {
-	env := []string{
-		"PATH=/usr/local/bin:/usr/bin:/bin",
-		"HOME=/work",
-		"USER=sandbox",
-		"LANG=C.UTF-8",
-		"TMPDIR=/tmp",
-		"MPLBACKEND=Agg",
-		"MPLCONFIGDIR=/tmp/.matplotlib",
-	}
-	for _, k := range passEnv {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	keys := make([]string, 0, len(req.Env))
-	for k := range req.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		env = append(env, k+"="+req.Env[k])
-	}
-	return env
-}
-
 func (b *gvisorBackend) run(ctx context.Context, r *run) error {
 	b.mu.Lock()
 	closed := b.closed
@@ -256,7 +205,7 @@ func (b *gvisorBackend) run(ctx context.Context, r *run) error {
 	}
 	req := r.req
 	iso := &r.res.Isolation
-	argv0, extra, err := interpreter(req.Python)
+	argv0, extra, err := guest.Interpreter(req.Python)
 	if err != nil {
 		return &api.InputError{Field: "python", Msg: err.Error()}
 	}
@@ -318,7 +267,7 @@ func (b *gvisorBackend) run(ctx context.Context, r *run) error {
 	}
 	spec := makeSpec(specInput{
 		args:   runner.Args(argv0, guestChan+"/"+chanIn, guestChan+"/"+chanOut),
-		env:    environ(req),
+		env:    guest.Environ(req),
 		disk:   int64(req.Disk),
 		pids:   req.Pids,
 		lay:    &b.lay,
@@ -407,12 +356,12 @@ func (b *gvisorBackend) run(ctx context.Context, r *run) error {
 	}
 
 	var wg sync.WaitGroup
-	var stdout, stderr capture
+	var stdout, stderr guest.Output
 	limit := int64(req.OutputLimit)
 	over := func() { r.set(&r.outputOver); kill() }
 	wg.Add(2)
-	go func() { defer wg.Done(); stdout.read(outR, limit, r.hooks.Stdout, over) }()
-	go func() { defer wg.Done(); stderr.read(errR, limit, r.hooks.Stderr, over) }()
+	go func() { defer wg.Done(); stdout.Read(outR, limit, r.hooks.Stdout, over) }()
+	go func() { defer wg.Done(); stderr.Read(errR, limit, r.hooks.Stderr, over) }()
 
 	timer := time.NewTimer(req.Timeout.D())
 	defer timer.Stop()
@@ -509,11 +458,11 @@ func (b *gvisorBackend) forceDelete(d *runDir, id string) {
 
 // readChannel reads the runner's result file: whether the runner started
 // (it truncates the placeholder) and the frames it wrote.
-func readChannel(p string, maxFrame int, limit int64) (started bool, f *frames) {
-	f = &frames{}
+func readChannel(p string, maxFrame int, limit int64) (started bool, f *guest.Frames) {
+	f = &guest.Frames{}
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
-		f.err = err
+		f.Err = err
 		return true, f
 	}
 	fh := os.NewFile(uintptr(fd), p)
@@ -521,22 +470,22 @@ func readChannel(p string, maxFrame int, limit int64) (started bool, f *frames) 
 	var head [len(outUnstarted) + 1]byte
 	k, _ := io.ReadFull(fh, head[:])
 	if string(head[:k]) == outUnstarted {
-		f.err = errors.New("the runner never started")
+		f.Err = errors.New("the runner never started")
 		return false, f
 	}
 	if _, err := fh.Seek(0, io.SeekStart); err != nil {
-		f.err = err
+		f.Err = err
 		return true, f
 	}
-	f.read(fh, maxFrame, limit)
+	f.Read(fh, maxFrame, limit)
 	return true, f
 }
 
 type finishInput struct {
 	started        bool
 	exitCode       int
-	frames         *frames
-	stdout, stderr *capture
+	frames         *guest.Frames
+	stdout, stderr *guest.Output
 	files          []api.OutFile
 	filesTruncated bool
 	stats          cgroup.Stats
@@ -549,8 +498,8 @@ const runscFailed = 128
 
 func (b *gvisorBackend) finish(r *run, in finishInput) error {
 	res := r.res
-	res.Stdout, res.StdoutTruncated = in.stdout.String(), in.stdout.truncated
-	res.Stderr, res.StderrTruncated = in.stderr.String(), in.stderr.truncated
+	res.Stdout, res.StdoutTruncated = in.stdout.String(), in.stdout.Truncated()
+	res.Stderr, res.StderrTruncated = in.stderr.String(), in.stderr.Truncated()
 	if in.haveStats {
 		res.Usage.PeakMemoryBytes = in.stats.PeakMemoryBytes
 		res.Usage.CPUMS = in.stats.CPUNanos / 1e6
@@ -562,7 +511,7 @@ func (b *gvisorBackend) finish(r *run, in finishInput) error {
 	code := in.exitCode
 	// runsc exits with 128+n when the code died of signal n; a result
 	// frame means the interpreter went through its normal exit instead.
-	signalled := code > runscFailed && code < runscFailed+65 && in.frames.result == nil
+	signalled := code > runscFailed && code < runscFailed+65 && in.frames.Result == nil
 
 	switch {
 	case timedOut:
@@ -577,7 +526,7 @@ func (b *gvisorBackend) finish(r *run, in finishInput) error {
 	case cancelled:
 		res.Status = api.StatusKilled
 		res.Error = "cancelled"
-	case in.haveStats && in.stats.PidsLimitHit && in.frames.result == nil && code != 0:
+	case in.haveStats && in.stats.PidsLimitHit && in.frames.Result == nil && code != 0:
 		// Under ptrace, failed guest forks can leave host stub tasks
 		// behind until the host backstop is hit and the sentry dies.
 		res.Status = api.StatusKilled
@@ -598,7 +547,7 @@ func (b *gvisorBackend) finish(r *run, in finishInput) error {
 	if res.Status == api.StatusSuccess || res.Status == api.StatusRunError {
 		res.Files, res.FilesTruncated = in.files, in.filesTruncated
 	}
-	res.Outputs, res.OutputsTruncated = in.frames.outputs, in.frames.outputsTruncated
+	res.Outputs, res.OutputsTruncated = in.frames.Outputs, in.frames.OutputsTruncated
 	return nil
 }
 
@@ -618,7 +567,7 @@ func runscError(code int, stderr, log string) string {
 // fromRunner sets the status of a run whose interpreter exited normally,
 // from its exit code and the runner's result frame (as the native backend).
 func fromRunner(res *api.Result, in finishInput) {
-	m := in.frames.result
+	m := in.frames.Result
 	if m != nil {
 		res.ReturnValue = m.ReturnValue
 		res.Error = m.Error
@@ -630,8 +579,8 @@ func fromRunner(res *api.Result, in finishInput) {
 	default:
 		res.Status = api.StatusRunError
 		if res.Error == "" {
-			if in.frames.err != nil && m == nil {
-				res.Error = fmt.Sprintf("interpreter exited with code %d without a result (%v)", res.ExitCode, in.frames.err)
+			if in.frames.Err != nil && m == nil {
+				res.Error = fmt.Sprintf("interpreter exited with code %d without a result (%v)", res.ExitCode, in.frames.Err)
 			} else {
 				res.Error = fmt.Sprintf("interpreter exited with code %d", res.ExitCode)
 			}

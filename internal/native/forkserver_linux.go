@@ -18,6 +18,7 @@ import (
 	"github.com/pybox-dev/pybox/internal/api"
 	"github.com/pybox-dev/pybox/internal/backend"
 	"github.com/pybox-dev/pybox/internal/cgroup"
+	"github.com/pybox-dev/pybox/internal/guest"
 	"github.com/pybox-dev/pybox/internal/initproc"
 	"github.com/pybox-dev/pybox/internal/landlock"
 	"github.com/pybox-dev/pybox/internal/runner"
@@ -218,9 +219,9 @@ func (b *nativeBackend) startServer(req *api.Request) (*forkServer, error) {
 	}
 	// The template writes nothing to its stdout and stderr; drain them
 	// anyway so it can never block on them, and keep the tail for errors.
-	var tail capture
-	go tail.read(sb.outR, 64<<10, nil, func() {})
-	go tail.read(sb.errR, 64<<10, nil, func() {})
+	var tail guest.Output
+	go tail.Read(sb.outR, 64<<10, nil, func() {})
+	go tail.Read(sb.errR, 64<<10, nil, func() {})
 	go func() { _, _ = io.Copy(io.Discard, sb.routR) }()
 
 	select {
@@ -408,14 +409,14 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	var flags limitFlags
 	kill := func() { _ = cg.Kill() }
 	var wg sync.WaitGroup
-	var stdout, stderr capture
-	var frames runnerFrames
+	var stdout, stderr guest.Output
+	var frames guest.Frames
 	limit := int64(req.OutputLimit)
 	over := func() { flags.set(&flags.outputOver); kill() }
 	wg.Add(3)
-	go func() { defer wg.Done(); stdout.read(outR, limit, hooks.Stdout, over) }()
-	go func() { defer wg.Done(); stderr.read(errR, limit, hooks.Stderr, over) }()
-	go func() { defer wg.Done(); frames.read(routR, limit) }()
+	go func() { defer wg.Done(); stdout.Read(outR, limit, hooks.Stdout, over) }()
+	go func() { defer wg.Done(); stderr.Read(errR, limit, hooks.Stderr, over) }()
+	go func() { defer wg.Done(); frames.Read(routR, int(limit)*2+1<<20, limit) }()
 
 	// The template's report on the status pipe: a setup error (written
 	// by the child before any user code ran), then the exit status and

@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +18,7 @@ import (
 	"github.com/pybox-dev/pybox/internal/api"
 	"github.com/pybox-dev/pybox/internal/backend"
 	"github.com/pybox-dev/pybox/internal/cgroup"
+	"github.com/pybox-dev/pybox/internal/guest"
 	"github.com/pybox-dev/pybox/internal/initproc"
 	"github.com/pybox-dev/pybox/internal/runner"
 )
@@ -43,10 +42,6 @@ var etcFiles = []string{
 	"/etc/python3", "/etc/python3.11", "/etc/python3.12", "/etc/python3.13",
 	"/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/timezone",
 }
-
-// passEnv are host variables passed through because they describe the host
-// CPU, not the user (older OpenBLAS builds crash without them on some CPUs).
-var passEnv = []string{"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
 
 type nativeBackend struct {
 	// fsMu guards the fork-server state.
@@ -510,14 +505,14 @@ func (b *nativeBackend) runOnce(ctx context.Context, req *api.Request, hooks bac
 
 	var flags limitFlags
 	var wg sync.WaitGroup
-	var stdout, stderr capture
+	var stdout, stderr guest.Output
 	limit := int64(req.OutputLimit)
 	over := func() { flags.set(&flags.outputOver); sb.kill() }
 	wg.Add(3)
-	go func() { defer wg.Done(); stdout.read(sb.outR, limit, hooks.Stdout, over) }()
-	go func() { defer wg.Done(); stderr.read(sb.errR, limit, hooks.Stderr, over) }()
-	var frames runnerFrames
-	go func() { defer wg.Done(); frames.read(sb.routR, limit) }()
+	go func() { defer wg.Done(); stdout.Read(sb.outR, limit, hooks.Stdout, over) }()
+	go func() { defer wg.Done(); stderr.Read(sb.errR, limit, hooks.Stderr, over) }()
+	var frames guest.Frames
+	go func() { defer wg.Done(); frames.Read(sb.routR, int(limit)*2+1<<20, limit) }()
 
 	timer := time.NewTimer(req.Timeout.D())
 	defer timer.Stop()
@@ -561,8 +556,8 @@ func (b *nativeBackend) runOnce(ctx context.Context, req *api.Request, hooks bac
 type outcome struct {
 	ready, exit                     *initproc.Message
 	setupErr                        *SetupError
-	frames                          *runnerFrames
-	stdout, stderr                  *capture
+	frames                          *guest.Frames
+	stdout, stderr                  *guest.Output
 	stats                           cgroup.Stats
 	haveStats                       bool
 	timedOut, outputOver, cancelled bool
@@ -574,8 +569,8 @@ type outcome struct {
 // settle fills res from what the parent observed. Limits first: they are
 // the parent's own observations and cannot be forged from inside.
 func settle(req *api.Request, res *api.Result, in outcome) error {
-	res.Stdout, res.StdoutTruncated = in.stdout.String(), in.stdout.truncated
-	res.Stderr, res.StderrTruncated = in.stderr.String(), in.stderr.truncated
+	res.Stdout, res.StdoutTruncated = in.stdout.String(), in.stdout.Truncated()
+	res.Stderr, res.StderrTruncated = in.stderr.String(), in.stderr.Truncated()
 	if in.haveStats {
 		res.Usage.PeakMemoryBytes = in.stats.PeakMemoryBytes
 		res.Usage.CPUMS = in.stats.CPUNanos / 1e6
@@ -590,7 +585,7 @@ func settle(req *api.Request, res *api.Result, in outcome) error {
 		}
 	}
 	if in.frames != nil {
-		res.Outputs, res.OutputsTruncated = in.frames.outputs, in.frames.outputsTruncated
+		res.Outputs, res.OutputsTruncated = in.frames.Outputs, in.frames.OutputsTruncated
 	}
 	oom := in.haveStats && in.stats.OOMKills > 0
 	switch {
@@ -629,7 +624,7 @@ func fromRunner(res *api.Result, in outcome) {
 	var m *runner.Message
 	var ferr error
 	if in.frames != nil {
-		m, ferr = in.frames.result, in.frames.err
+		m, ferr = in.frames.Result, in.frames.Err
 	}
 	if m != nil {
 		res.ReturnValue = m.ReturnValue
@@ -664,124 +659,8 @@ func fromRunner(res *api.Result, in outcome) {
 	}
 }
 
-// runnerFrames collects what the runner sent for one execution: display
-// outputs (capped in total by the output limit) and the result.
-type runnerFrames struct {
-	outputs          []api.Output
-	outputsTruncated bool
-	outputBytes      int64
-	result           *runner.Message
-	err              error
-}
-
-// add takes one decoded frame; it reports whether it was the result.
-func (f *runnerFrames) add(m runner.Message, limit int64) bool {
-	switch m.Type {
-	case runner.TypeDisplay:
-		n := int64(len(m.Data) + len(m.MIME))
-		if f.outputBytes+n > limit {
-			f.outputsTruncated = true
-			return false
-		}
-		f.outputBytes += n
-		f.outputs = append(f.outputs, api.Output{MIME: m.MIME, Data: m.Data})
-	case runner.TypeResult:
-		mm := m
-		f.result = &mm
-		return true
-	}
-	return false
-}
-
-// read reads frames until EOF (one-shot: the runner exits after one
-// execution). Undecodable frames are dropped: the sandbox side is
-// untrusted and a forged frame may at most lie about its own output.
-func (f *runnerFrames) read(rd io.Reader, limit int64) {
-	max := int(limit)*2 + 1<<20
-	for {
-		b, err := runner.ReadFrame(rd, max)
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = nil
-			}
-			if f.result == nil && err == nil {
-				err = errors.New("no result frame")
-			}
-			f.err = err
-			// Drain so a lying runner cannot block on a full pipe.
-			_, _ = io.Copy(io.Discard, rd)
-			return
-		}
-		if m, err := runner.DecodeMessage(b); err == nil {
-			f.add(m, limit)
-		}
-	}
-}
-
-// capture collects one output stream up to a limit, forwarding chunks live.
-type capture struct {
-	buf       []byte
-	truncated bool
-}
-
-func (c *capture) read(rd io.Reader, limit int64, hook func([]byte), over func()) {
-	chunk := make([]byte, 32<<10)
-	for {
-		n, err := rd.Read(chunk)
-		if n > 0 {
-			c.add(chunk[:n], limit, hook, over)
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// add appends data up to the limit, forwarding what it keeps to hook; the
-// first byte over the limit calls over once.
-func (c *capture) add(data []byte, limit int64, hook func([]byte), over func()) {
-	room := limit - int64(len(c.buf))
-	if int64(len(data)) > room {
-		data = data[:max(room, 0)]
-		if !c.truncated {
-			c.truncated = true
-			over()
-		}
-	}
-	if len(data) > 0 {
-		c.buf = append(c.buf, data...)
-		if hook != nil {
-			hook(data)
-		}
-	}
-}
-
-func (c *capture) String() string { return strings.ToValidUTF8(string(c.buf), "\uFFFD") }
-
-// interpreter resolves the interpreter path and, when it lives outside
-// /usr, the directory tree that must be mounted for it.
-func interpreter(p string) (argv0 string, extraBind string, err error) {
-	real, err := filepath.EvalSymlinks(p)
-	if err != nil {
-		return "", "", fmt.Errorf("python interpreter %s: %w", p, err)
-	}
-	fi, err := os.Stat(real)
-	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o001 == 0 {
-		return "", "", fmt.Errorf("python interpreter %s is not an executable file for everyone", p)
-	}
-	if strings.HasPrefix(real, "/usr/") {
-		return real, "", nil
-	}
-	// A prefix install: <prefix>/bin/python3 needs <prefix>.
-	prefix := filepath.Dir(filepath.Dir(real))
-	if prefix == "/" {
-		return "", "", fmt.Errorf("python interpreter %s: cannot mount its prefix /", p)
-	}
-	return real, prefix, nil
-}
-
 func (b *nativeBackend) config(req *api.Request) (*initproc.Config, error) {
-	argv0, extra, err := interpreter(req.Python)
+	argv0, extra, err := guest.Interpreter(req.Python)
 	if err != nil {
 		return nil, &api.InputError{Field: "python", Msg: err.Error()}
 	}
@@ -789,28 +668,7 @@ func (b *nativeBackend) config(req *api.Request) (*initproc.Config, error) {
 	if extra != "" {
 		binds = append(append([]string{}, binds...), extra)
 	}
-	env := []string{
-		"PATH=/usr/local/bin:/usr/bin:/bin",
-		"HOME=/work",
-		"USER=sandbox",
-		"LANG=C.UTF-8",
-		"TMPDIR=/tmp",
-		"MPLBACKEND=Agg",
-		"MPLCONFIGDIR=/tmp/.matplotlib",
-	}
-	for _, k := range passEnv {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	keys := make([]string, 0, len(req.Env))
-	for k := range req.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		env = append(env, k+"="+req.Env[k])
-	}
+	env := guest.Environ(req)
 	for _, m := range req.Mounts {
 		if _, err := os.Stat(m.Host); err != nil {
 			return nil, &api.InputError{Field: "mounts", Msg: err.Error()}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pybox-dev/pybox/internal/api"
 	"github.com/pybox-dev/pybox/internal/backend"
+	"github.com/pybox-dev/pybox/internal/guest"
 	"github.com/pybox-dev/pybox/internal/initproc"
 	"github.com/pybox-dev/pybox/internal/runner"
 )
@@ -42,8 +43,8 @@ type execState struct {
 	marker         []byte
 	limit          int64
 	hooks          backend.Hooks
-	stdout, stderr capture
-	frames         runnerFrames
+	stdout, stderr guest.Output
+	frames         guest.Frames
 	outDone        chan struct{} // stdout marker seen
 	errDone        chan struct{} // stderr marker seen
 	resDone        chan struct{} // result frame seen
@@ -141,13 +142,13 @@ func (s *session) readStream(rd io.Reader, isStdout bool) {
 					break
 				}
 				if i := bytes.Index(data, ex.marker); i >= 0 {
-					cap.add(data[:i], ex.limit, hook, ex.over)
+					cap.Add(data[:i], ex.limit, hook, ex.over)
 					data = data[i+len(ex.marker):]
 					close(done)
 					continue
 				}
 				keep := prefixSuffix(data, ex.marker)
-				cap.add(data[:len(data)-keep], ex.limit, hook, ex.over)
+				cap.Add(data[:len(data)-keep], ex.limit, hook, ex.over)
 				pending = append([]byte(nil), data[len(data)-keep:]...)
 				break
 			}
@@ -198,7 +199,7 @@ func (s *session) readFrames() {
 		if ex == nil || isClosed(ex.resDone) {
 			continue
 		}
-		if ex.frames.add(m, ex.limit) {
+		if ex.frames.Add(m, ex.limit) {
 			close(ex.resDone)
 		}
 	}
