@@ -184,3 +184,30 @@ func TestForkServerCgroupNamespace(t *testing.T) {
 	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
 	require.True(t, strings.HasSuffix(strings.TrimSpace(res.Stdout), ":/"), "cgroup path leaks: %q", res.Stdout)
 }
+
+// TestForkServerTemplateDies: a template killed from outside is replaced;
+// runs in between succeed (cold), and later runs are warm again.
+func TestForkServerTemplateDies(t *testing.T) {
+	sb := warmSandbox(t)
+	out, _ := exec.Command("pgrep", "-f", "pybox fork-server template").Output()
+	pids := strings.Fields(string(out))
+	require.True(t, len(pids) > 0, "no template running")
+	for _, p := range pids {
+		_ = exec.Command("kill", "-9", p).Run()
+	}
+	res, err := sb.Run(context.Background(), pybox.Request{Code: "print('still works')"})
+	require.NoError(t, err)
+	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+	require.Equal(t, "still works\n", res.Stdout)
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		res, err := sb.Run(context.Background(), pybox.Request{Code: "1"})
+		require.NoError(t, err)
+		require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+		if res.Isolation.ForkServer {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("no new template after the old one died")
+}

@@ -274,6 +274,10 @@ func (b *nativeBackend) startServer(req *api.Request) (*forkServer, error) {
 	return &forkServer{key: policyKey(req), sb: sb, conn: conn, born: time.Now(), iso: iso, ready: ready}, nil
 }
 
+// errForkFailed means the template could not fork: nothing of the request
+// ran, so the caller runs it cold instead.
+var errForkFailed = errors.New("fork server: fork failed")
+
 // forkRequest is the per-execution header sent with the fds.
 type forkRequest struct {
 	Type       string `json:"type"`
@@ -388,7 +392,7 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	fr := forkRequest{Disk: int64(req.Disk), Collect: req.CollectFiles, FilesLimit: int64(req.FilesLimit), Files: len(req.Files) > 0}
 	if err := fs.fork(fr, fds); err != nil {
 		fs.breakDown()
-		return err
+		return fmt.Errorf("%w: %v", errForkFailed, err)
 	}
 	mark("forked")
 	for _, f := range []*os.File{cfgR, outW, errW, rinR, routW, stW, fiW} {

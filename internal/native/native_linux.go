@@ -457,6 +457,11 @@ func (b *nativeBackend) Run(ctx context.Context, req *api.Request, hooks backend
 	var err error
 	if fs := b.warm(req); fs != nil {
 		err = b.runWarm(ctx, fs, req, hooks, res)
+		if errors.Is(err, errForkFailed) {
+			// The template is broken (and now replaced); nothing ran.
+			res = &api.Result{ExitCode: -1, Isolation: api.Isolation{Backend: Name}}
+			err = b.runOnce(ctx, req, hooks, res)
+		}
 	} else {
 		err = b.runOnce(ctx, req, hooks, res)
 	}
