@@ -211,3 +211,20 @@ func TestForkServerTemplateDies(t *testing.T) {
 	}
 	t.Fatal("no new template after the old one died")
 }
+
+// TestForkServerOrphans: an orphan of the code (reparented to the pid
+// namespace's anchor) that exits does not end the execution.
+func TestForkServerOrphans(t *testing.T) {
+	sb := warmSandbox(t)
+	res := warmRun(t, sb, pybox.Request{Code: `import os, time
+if os.fork() == 0:
+    if os.fork() == 0:
+        time.sleep(0.1)
+        os._exit(0)
+    os._exit(0)
+os.wait()
+time.sleep(0.5)
+print("alive", os.getpid())`})
+	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+	require.Equal(t, "alive 2\n", res.Stdout)
+}
