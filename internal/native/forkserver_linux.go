@@ -34,6 +34,8 @@ const (
 	maxAge        = 10 * time.Minute
 	templateBoot  = 2 * time.Minute
 	templateLimit = 1 << 30 // memory of the template sandbox itself
+	// retryAfter spaces attempts to start a template that failed.
+	retryAfter = 30 * time.Second
 )
 
 // forkServer is one template sandbox serving one policy.
@@ -96,7 +98,7 @@ func (b *nativeBackend) warm(req *api.Request) *forkServer {
 		go fs.retire()
 		fs = nil
 	}
-	if fs == nil && !b.starting[key] {
+	if fs == nil && !b.starting[key] && time.Since(b.fsFailed[key]) > retryAfter {
 		b.starting[key] = true
 		r := *req
 		go func() {
@@ -105,7 +107,7 @@ func (b *nativeBackend) warm(req *api.Request) *forkServer {
 			defer b.fsMu.Unlock()
 			delete(b.starting, key)
 			if err != nil {
-				b.fsErr = err
+				b.fsFailed[key] = time.Now()
 				return
 			}
 			if b.closed || !b.forkServer {

@@ -50,8 +50,10 @@ type nativeBackend struct {
 	preload    []string
 	servers    map[string]*forkServer
 	starting   map[string]bool
-	fsErr      error
-	closed     bool
+	// fsFailed is when a template last failed to start: no new attempt
+	// for the same policy for a while (runs go cold meanwhile).
+	fsFailed map[string]time.Time
+	closed   bool
 	// deletes tracks cgroups being removed after their Result was
 	// returned; Close waits for them.
 	deletes sync.WaitGroup
@@ -65,7 +67,8 @@ type nativeBackend struct {
 
 func newBackend() (backend.Backend, error) {
 	b := &nativeBackend{binds: []string{"/usr"}, symlinks: map[string]string{},
-		servers: map[string]*forkServer{}, starting: map[string]bool{}, preload: preloadDefault}
+		servers: map[string]*forkServer{}, starting: map[string]bool{}, fsFailed: map[string]time.Time{},
+		preload: preloadDefault}
 	// Usr-merged distributions have /bin -> usr/bin and friends: recreate
 	// the links; otherwise bind the directories.
 	for _, d := range []string{"bin", "sbin", "lib", "lib32", "lib64", "libx32"} {
