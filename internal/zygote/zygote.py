@@ -214,7 +214,8 @@ class Template:
                 return
             ent = self.execs.pop(pid, None)
             if ent is None:
-                continue  # an anchor
+                self.stacks.pop(pid, None)  # an anchor
+                continue
             anchor, status_w = ent
             try:
                 os.kill(anchor, signal.SIGKILL)
