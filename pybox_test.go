@@ -2,6 +2,7 @@ package pybox_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"os"
 	"strings"
@@ -140,4 +141,27 @@ func TestCancel(t *testing.T) {
 	res, err := sb.Run(ctx, pybox.Request{Code: "import time; time.sleep(60)"})
 	require.NoError(t, err)
 	require.Equal(t, pybox.StatusKilled, res.Status)
+}
+
+// TestRichOutputs: a matplotlib figure becomes image/png, a DataFrame as
+// the trailing expression text/html plus text/plain, in a real sandbox.
+func TestRichOutputs(t *testing.T) {
+	require.PythonModule(t, "pandas")
+	require.PythonModule(t, "matplotlib")
+	res := run(t, pybox.Request{Code: `import matplotlib.pyplot as plt
+import pandas as pd
+plt.plot([1, 3, 2])
+plt.show()
+pd.DataFrame({'a': [1, 2]})`})
+	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error+res.Stderr)
+	var mimes []string
+	for _, o := range res.Outputs {
+		mimes = append(mimes, o.MIME)
+	}
+	require.Equal(t, []string{"image/png", "text/html", "text/plain"}, mimes)
+	png, err := base64.StdEncoding.DecodeString(res.Outputs[0].Data)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(png), "\x89PNG"), "not a PNG")
+	require.Contains(t, res.Outputs[1].Data, "<table")
+	require.Equal(t, "", res.Stderr)
 }

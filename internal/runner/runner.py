@@ -190,6 +190,10 @@ def _exec(msg, ns):
             exec(body, ns)
             v = eval(expr, ns) if expr else None
         t = type(v)
+        if v is not None and getattr(t, "_repr_html_", None) is not None and t is not type:
+            # A rich trailing value (a pandas DataFrame...) is also shown,
+            # as a notebook cell shows it: text/html plus text/plain.
+            _lazy(_DISPLAY, "_display")(v)
         if v is None:
             rv = None
         elif t is str and len(v) < 1 << 16:
@@ -572,10 +576,13 @@ def _png(fig):
 
 
 def _bundle(obj):
+    # The object's rich representation (if it has one), then text/plain,
+    # as a notebook shows it.
+    out = []
     fm = sys.modules.get("matplotlib.figure")
     try:
         if fm is not None and isinstance(obj, fm.Figure):
-            return "image/png", _png(obj)
+            return [("image/png", _png(obj))]
         for meth, mime in (("_repr_html_", "text/html"),
                            ("_repr_png_", "image/png"),
                            ("_repr_svg_", "image/svg+xml")):
@@ -585,13 +592,15 @@ def _bundle(obj):
                 if d is not None:
                     if isinstance(d, (bytes, bytearray)):
                         d = _b64(d)
-                    return mime, str(d)
+                    out.append((mime, str(d)))
+                    break
     except Exception:
         pass
     try:
-        return "text/plain", repr(obj)
+        out.append(("text/plain", repr(obj)))
     except Exception:
-        return "text/plain", "<unrepresentable %s>" % type(obj).__name__
+        out.append(("text/plain", "<unrepresentable %s>" % type(obj).__name__))
+    return out
 
 
 def _send_display(mime, data):
@@ -601,7 +610,8 @@ def _send_display(mime, data):
 
 def _display(*objs):
     for obj in objs:
-        _send_display(*_bundle(obj))
+        for mime, data in _bundle(obj):
+            _send_display(mime, data)
 
 
 def _figures():

@@ -469,7 +469,8 @@ display(1, H())
 print('b')
 `
 	r := runCode(t, code)
-	if len(r.msgs) != 3 {
+	// display(1) is text/plain; H() is text/html then text/plain; result.
+	if len(r.msgs) != 4 {
 		t.Fatalf("frames %+v", r.msgs)
 	}
 	if m := r.msgs[0]; m.Type != TypeDisplay || m.MIME != "text/plain" || m.Data != "1" {
@@ -478,8 +479,11 @@ print('b')
 	if m := r.msgs[1]; m.Type != TypeDisplay || m.MIME != "text/html" || m.Data != "<b>h</b>" {
 		t.Errorf("frame 1 = %+v", m)
 	}
-	if r.msgs[2].Type != TypeResult || !r.msgs[2].OK || r.stdout != "a\nb\n" {
-		t.Errorf("result %+v stdout %q", r.msgs[2], r.stdout)
+	if m := r.msgs[2]; m.Type != TypeDisplay || m.MIME != "text/plain" || !strings.Contains(m.Data, "H object") {
+		t.Errorf("frame 2 = %+v", m)
+	}
+	if r.msgs[3].Type != TypeResult || !r.msgs[3].OK || r.stdout != "a\nb\n" {
+		t.Errorf("result %+v stdout %q", r.msgs[3], r.stdout)
 	}
 }
 
@@ -537,8 +541,11 @@ func TestPandasHTML(t *testing.T) {
 	if !pyHas("pandas") {
 		t.Skip("pandas is not importable by /usr/bin/python3 (apt-get install python3-pandas)")
 	}
-	r := runCode(t, "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2]})\ndisplay(df)\ndf")
-	if len(r.msgs) != 2 || r.msgs[0].MIME != "text/html" || !strings.Contains(r.msgs[0].Data, "<table") {
+	// A DataFrame as the trailing expression is shown like display(df):
+	// text/html plus text/plain, and is also the return value.
+	r := runCode(t, "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2]})\ndf")
+	if len(r.msgs) != 3 || r.msgs[0].MIME != "text/html" || !strings.Contains(r.msgs[0].Data, "<table") ||
+		r.msgs[1].MIME != "text/plain" || !strings.Contains(r.msgs[1].Data, "a") {
 		t.Fatalf("frames %+v", r.msgs)
 	}
 	res := r.result(t)
