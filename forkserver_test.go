@@ -228,3 +228,31 @@ print("alive", os.getpid())`})
 	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
 	require.Equal(t, "alive 2\n", res.Stdout)
 }
+
+// TestPrebootedPool: where no template can serve a policy, executions take
+// pre-booted sandboxes, each used once, with every layer of the cold path.
+func TestPrebootedPool(t *testing.T) {
+	require.Root(t)
+	require.UserNS(t)
+	t.Setenv("PYBOX_FORK_TEMPLATES", "0")
+	sb := pybox.New(pybox.Options{ForkServer: true})
+	t.Cleanup(func() { sb.Close(context.Background()) })
+	code := "import os\nopen('/tmp/mark', 'x').write('1')\nprint(os.getpid(), len(os.listdir('/work')))"
+	pooled := 0
+	deadline := time.Now().Add(30 * time.Second)
+	for pooled < 3 && time.Now().Before(deadline) {
+		res, err := sb.Run(context.Background(), pybox.Request{Code: code})
+		require.NoError(t, err)
+		// /tmp/mark must not exist yet: no sandbox is used twice.
+		require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+		require.False(t, res.Isolation.ForkServer, "templates are disabled")
+		if res.Isolation.Prebooted {
+			pooled++
+			require.True(t, res.Isolation.LandlockABI > 0 && res.Isolation.Seccomp != "" && res.Isolation.Cgroup != "", "%+v", res.Isolation)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	require.Equal(t, 3, pooled, "pre-booted sandboxes were not used")
+	require.NoError(t, sb.Close(context.Background()))
+	require.Equal(t, []string(nil), ownCgroups(t), "cgroups left after Close")
+}

@@ -100,6 +100,10 @@ type Isolation struct {
 	// ForkServer says the sandbox was forked from a warm template (same
 	// layers, built per execution by the template; see RATIONALE.md).
 	ForkServer bool `json:"fork_server,omitempty"`
+	// Prebooted says the sandbox came from the pool of pre-booted
+	// sandboxes (the fork server's fallback): a cold-path sandbox booted
+	// before the request, with the same policy and limits, used once.
+	Prebooted bool `json:"prebooted,omitempty"`
 	// Missing lists layers that best-effort mode skipped.
 	Missing []string `json:"missing,omitempty"`
 }

@@ -101,7 +101,9 @@ func (b *nativeBackend) warm(req *api.Request) *forkServer {
 	if fs == nil && !b.starting[key] && time.Since(b.fsFailed[key]) > retryAfter {
 		b.starting[key] = true
 		r := *req
+		b.bg.Add(1)
 		go func() {
+			defer b.bg.Done()
 			nfs, err := b.startServer(&r)
 			b.fsMu.Lock()
 			defer b.fsMu.Unlock()
@@ -111,10 +113,15 @@ func (b *nativeBackend) warm(req *api.Request) *forkServer {
 				return
 			}
 			if b.closed || !b.forkServer {
-				go nfs.retire()
+				nfs.retire() // under fsMu: nothing runs on it yet
 				return
 			}
 			b.servers[key] = nfs
+			// The template serves this policy now: free its pooled
+			// sandboxes.
+			for _, sb := range b.drainPool(key) {
+				go sb.destroy()
+			}
 		}()
 	}
 	if fs != nil {
@@ -158,8 +165,16 @@ func (b *nativeBackend) closeServers() {
 	b.closed = true
 	servers := b.servers
 	b.servers = map[string]*forkServer{}
+	pooled := b.drainPool("")
 	b.fsMu.Unlock()
+	// Templates still booting and pools still filling see closed and
+	// destroy what they made.
+	b.bg.Wait()
 	var wg sync.WaitGroup
+	for _, sb := range pooled {
+		wg.Add(1)
+		go func() { defer wg.Done(); sb.destroy() }()
+	}
 	for _, fs := range servers {
 		wg.Add(1)
 		go func() { defer wg.Done(); fs.retire() }()
@@ -170,6 +185,11 @@ func (b *nativeBackend) closeServers() {
 
 // startServer boots a template sandbox for req's policy.
 func (b *nativeBackend) startServer(req *api.Request) (*forkServer, error) {
+	if os.Getenv("PYBOX_FORK_TEMPLATES") == "0" {
+		// The operator wants no templates (for instance an interpreter
+		// without ctypes): only the pool of pre-booted sandboxes.
+		return nil, errors.New("fork server: templates disabled by PYBOX_FORK_TEMPLATES=0")
+	}
 	treq := *req
 	treq.Memory = templateLimit
 	treq.Pids = 64

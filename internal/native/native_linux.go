@@ -50,13 +50,19 @@ type nativeBackend struct {
 	preload    []string
 	servers    map[string]*forkServer
 	starting   map[string]bool
+	// pool holds booted one-shot sandboxes per poolKey, filling says a
+	// goroutine is booting more (pool_linux.go).
+	pool    map[string][]pooled
+	filling map[string]bool
 	// fsFailed is when a template last failed to start: no new attempt
 	// for the same policy for a while (runs go cold meanwhile).
 	fsFailed map[string]time.Time
 	closed   bool
 	// deletes tracks cgroups being removed after their Result was
-	// returned; Close waits for them.
+	// returned, bg templates booting and pools filling; Close waits for
+	// both.
 	deletes sync.WaitGroup
+	bg      sync.WaitGroup
 
 	binds    []string
 	symlinks map[string]string
@@ -68,6 +74,7 @@ type nativeBackend struct {
 func newBackend() (backend.Backend, error) {
 	b := &nativeBackend{binds: []string{"/usr"}, symlinks: map[string]string{},
 		servers: map[string]*forkServer{}, starting: map[string]bool{}, fsFailed: map[string]time.Time{},
+		pool: map[string][]pooled{}, filling: map[string]bool{},
 		preload: preloadDefault}
 	// Usr-merged distributions have /bin -> usr/bin and friends: recreate
 	// the links; otherwise bind the directories.
@@ -497,10 +504,12 @@ func (b *nativeBackend) runOnce(ctx context.Context, req *api.Request, hooks bac
 			fmt.Fprintf(os.Stderr, "pybox trace: %s at %dµs\n", what, time.Since(t0).Microseconds())
 		}
 	}
-	sb, err := b.start(req, cfg)
-	if err != nil {
-		res.Isolation = sb.iso
-		return err
+	sb := b.takePooled(req)
+	if sb == nil {
+		if sb, err = b.start(req, cfg); err != nil {
+			res.Isolation = sb.iso
+			return err
+		}
 	}
 	tr("started")
 	defer func() { sb.destroy(); tr("destroyed") }()
