@@ -64,11 +64,20 @@ have_deb_src() {
 	grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/
 }
 need_update=0
+# The archive URI the host already uses for bookworm main (deb822 .sources
+# files or the one-line format), so that deb-src comes from the same place.
+main_uri() {
+	awk 'NF==0 {u=""} /^URIs:/ {u=$2} /^Suites:/ {for (i = 2; i <= NF; i++) if ($i == "bookworm" && u != "") {print u; exit}}' \
+		/etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1
+	awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -n 1
+}
 if ! have_deb_src; then
-	log "adding deb-src for bookworm main in $SRC_LIST"
-	as_root tee "$SRC_LIST" >/dev/null <<'EOF'
+	uri=$(main_uri | head -n 1)
+	[ -n "$uri" ] || die "no apt source for bookworm main found to add deb-src from; add a deb-src entry for bookworm main"
+	log "adding deb-src for bookworm main ($uri) in $SRC_LIST"
+	as_root tee "$SRC_LIST" >/dev/null <<EOF
 Types: deb-src
-URIs: http://deb.debian.org/debian
+URIs: $uri
 Suites: bookworm
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
