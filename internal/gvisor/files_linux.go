@@ -1,14 +1,12 @@
 package gvisor
 
 import (
-	"io"
 	"io/fs"
 	"os"
 	"path"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/pybox-dev/pybox/internal/api"
+	"github.com/pybox-dev/pybox/internal/guest"
 )
 
 // writeFiles writes the request's input files into the work tmpfs, owned
@@ -60,36 +58,8 @@ func writeFiles(dir string, files []api.File) error {
 // dead, so nothing can swap a path while it walks; os.Root also keeps every
 // open inside dir.
 func collect(dir string, limit int64) (files []api.OutFile, truncated bool) {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, false
-	}
-	defer root.Close()
-	budget := limit
-	_ = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return nil
-		}
-		f, err := root.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
-		if err != nil {
-			return nil
-		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil || !fi.Mode().IsRegular() {
-			return nil
-		}
-		if fi.Size() > budget {
-			truncated = true
-			return nil
-		}
-		data, err := io.ReadAll(io.LimitReader(f, budget+1))
-		if err != nil || int64(len(data)) > budget {
-			truncated = true
-			return nil
-		}
-		budget -= int64(len(data))
-		files = append(files, api.OutFile{Name: p, Size: int64(len(data)), Mode: uint32(fi.Mode().Perm()), Data: data})
+	truncated = guest.Collect(dir, limit, func(f api.OutFile) error {
+		files = append(files, f)
 		return nil
 	})
 	return files, truncated

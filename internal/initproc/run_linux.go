@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pybox-dev/pybox/internal/api"
+	"github.com/pybox-dev/pybox/internal/guest"
 	"github.com/pybox-dev/pybox/internal/landlock"
 	"github.com/pybox-dev/pybox/internal/seccomp"
 )
@@ -593,38 +594,8 @@ func supervise(s *state) {
 // collect sends every regular file under /work, never following symlinks,
 // up to the files limit.
 func collect(s *state) {
-	budget := s.cfg.FilesLimit
-	truncated := false
-	_ = filepath.WalkDir("/work", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return nil
-		}
-		name, _ := filepath.Rel("/work", p)
-		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-		if err != nil {
-			return nil
-		}
-		f := os.NewFile(uintptr(fd), p)
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil || !fi.Mode().IsRegular() {
-			return nil
-		}
-		if fi.Size() > budget {
-			truncated = true
-			return nil
-		}
-		data, err := io.ReadAll(io.LimitReader(f, budget+1))
-		if err != nil || int64(len(data)) > budget {
-			truncated = true
-			return nil
-		}
-		budget -= int64(len(data))
-		out := &api.OutFile{Name: name, Size: int64(len(data)), Mode: uint32(fi.Mode().Perm()), Data: data}
-		if s.send(&Message{Type: "file", File: out}) != nil {
-			return filepath.SkipAll
-		}
-		return nil
+	truncated := guest.Collect("/work", s.cfg.FilesLimit, func(f api.OutFile) error {
+		return s.send(&Message{Type: "file", File: &f})
 	})
 	if truncated {
 		_ = s.send(&Message{Type: "file", FilesTruncated: true})
