@@ -73,6 +73,12 @@ type Config struct {
 	// sandbox for every child; each child drops all of that before any
 	// user code runs.
 	Template bool `json:"template,omitempty"`
+	// LateCgroup: the parent moves init and the interpreter into the
+	// run's cgroup while the interpreter starts up (cgroup v1, where a
+	// move waits for an RCU grace period), and holds back the exec frame
+	// until both are in; init does not wait for "go". Only for runner
+	// interpreters: nothing runs user code before its exec frame.
+	LateCgroup bool `json:"late_cgroup,omitempty"`
 	// Trace asks init to report how long each step took.
 	Trace bool `json:"trace,omitempty"`
 }

@@ -509,8 +509,12 @@ func applySeccomp(s *state) error {
 // awaitCgroup waits for the parent's word that this process is in the
 // run's cgroup (on cgroup v1 the parent moves it after it started, which
 // can take milliseconds: the steps above overlap with that). The
-// interpreter must be forked inside the cgroup.
+// interpreter must be forked inside the cgroup, unless the parent moves
+// it too (Config.LateCgroup) before it sends the exec frame.
 func awaitCgroup(s *state) error {
+	if s.cfg.LateCgroup {
+		return nil
+	}
 	var m Message
 	if err := ReadFrame(s.ctrl, 1<<10, &m); err != nil {
 		return fmt.Errorf("wait for the cgroup: %w", err)

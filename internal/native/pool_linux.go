@@ -101,6 +101,7 @@ func (b *nativeBackend) fill(key string, req *api.Request) {
 		}
 		select {
 		case <-sb.readyCh:
+			_ = sb.awaitJoined() // an error is a setupErr
 		case <-time.After(templateBoot):
 		}
 		sb.mu.Lock()

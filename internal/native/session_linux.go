@@ -69,6 +69,7 @@ func (b *nativeBackend) StartSession(ctx context.Context, req *api.Request) (bac
 		sb.destroy()
 		return nil, ctx.Err()
 	}
+	_ = sb.awaitJoined() // an error is a setupErr
 	sb.mu.Lock()
 	setupErr, ready := sb.setupErr, sb.ready
 	sb.mu.Unlock()
