@@ -79,6 +79,10 @@ type Config struct {
 	// until both are in; init does not wait for "go". Only for runner
 	// interpreters: nothing runs user code before its exec frame.
 	LateCgroup bool `json:"late_cgroup,omitempty"`
+	// RunnerCode, when set, is the runner's compiled code (Argv is then
+	// runner.BootArgs): the parent writes it to the runner's input as the
+	// first frame. Parent-side only; never sent to init.
+	RunnerCode []byte `json:"-"`
 	// Trace asks init to report how long each step took.
 	Trace bool `json:"trace,omitempty"`
 }

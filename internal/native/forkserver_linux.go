@@ -203,6 +203,7 @@ func (b *nativeBackend) startServer(req *api.Request) (*forkServer, error) {
 	cfg.CollectFiles = false
 	cfg.Files = nil
 	cfg.Argv = []string{cfg.Argv[0], "-I", "-S", "-B", "-c", zygote.Source, "3", "4"}
+	cfg.RunnerCode = nil
 	// One thread: fork from a threaded process can deadlock, and BLAS
 	// thread pools would be half-copied into every child.
 	cfg.Env = append(cfg.Env, "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1")

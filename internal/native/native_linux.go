@@ -328,6 +328,13 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 	if err := initproc.WriteFrame(sb.ctrl, cfg); err != nil {
 		return sb, fmt.Errorf("send config to sandbox init: %w", err)
 	}
+	if cfg.RunnerCode != nil && fd3 == nil {
+		// The runner's code first (a 64 KiB pipe holds it; the runner
+		// reads it at once), so that it loads while the cgroup join runs.
+		if err := runner.WriteRaw(sb.rinW, cfg.RunnerCode); err != nil {
+			return sb, fmt.Errorf("send the runner's code: %w", err)
+		}
+	}
 	if cfg.LateCgroup {
 		go sb.joinLate()
 		str("config-sent")
@@ -782,8 +789,14 @@ func (b *nativeBackend) config(req *api.Request) (*initproc.Config, error) {
 			return nil, &api.InputError{Field: "mounts", Msg: err.Error()}
 		}
 	}
+	argv := runner.Args(argv0, fmt.Sprint(initproc.FDRunnerIn), fmt.Sprint(initproc.FDRunnerOut))
+	code := runnerCode(argv0)
+	if code != nil {
+		argv = runner.BootArgs(argv0, fmt.Sprint(initproc.FDRunnerIn), fmt.Sprint(initproc.FDRunnerOut))
+	}
 	return &initproc.Config{
-		Argv:         runner.Args(argv0, fmt.Sprint(initproc.FDRunnerIn), fmt.Sprint(initproc.FDRunnerOut)),
+		Argv:         argv,
+		RunnerCode:   code,
 		Env:          env,
 		Binds:        binds,
 		Symlinks:     b.symlinks,

@@ -82,6 +82,43 @@ func Args(python, in, out string) []string {
 	return []string{python, "-I", "-S", "-B", "-c", Source, in, out}
 }
 
+// Bootstrap is a -c program that loads the runner as a compiled code
+// object instead of compiling [Source] (about 2 ms of every start, a fifth
+// of a cold run): it reads one frame from IN, a 4-byte big-endian length
+// then the code object in [marshal] format, made by [CompileScript] with
+// the same interpreter, and executes it as the runner; the exec frames
+// follow on IN as usual. [BootArgs] builds the argv.
+//
+// [marshal]: https://docs.python.org/3/library/marshal.html
+const Bootstrap = `import marshal, posix, sys
+def _pybox_read(fd, n):
+    b = b""
+    while len(b) < n:
+        c = posix.read(fd, n - len(b))
+        if not c:
+            raise SystemExit("pybox runner: the runner's code frame ended early")
+        b += c
+    return b
+_pybox_fd = int(sys.argv[1])
+_pybox_code = marshal.loads(_pybox_read(_pybox_fd, int.from_bytes(_pybox_read(_pybox_fd, 4), "big")))
+del _pybox_read, _pybox_fd
+exec(_pybox_code)
+`
+
+// CompileScript is run by the supervisor, outside any sandbox, with a
+// trusted interpreter (python -I -S -B -c CompileScript) with [Source] on
+// stdin: it writes the runner's code object in marshal format on stdout,
+// for [Bootstrap]. The code's file name is "<string>", as with -c.
+const CompileScript = `import marshal, sys
+sys.stdout.buffer.write(marshal.dumps(compile(sys.stdin.buffer.read(), "<string>", "exec")))
+`
+
+// BootArgs is [Args] for an interpreter that gets the runner as a code
+// frame first (see [Bootstrap]); in must be a file descriptor number.
+func BootArgs(python, in, out string) []string {
+	return []string{python, "-I", "-S", "-B", "-c", Bootstrap, in, out}
+}
+
 // Exec asks the runner to run Code as main.py. Globals, if set, is a JSON
 // object whose keys become global variables first.
 type Exec struct {
@@ -128,6 +165,12 @@ func WriteFrame(w io.Writer, v any) error {
 	if err != nil {
 		return fmt.Errorf("runner: encode frame: %w", err)
 	}
+	return WriteRaw(w, b)
+}
+
+// WriteRaw writes one frame whose payload is b as is (not JSON: the
+// runner's code frame, see [Bootstrap]).
+func WriteRaw(w io.Writer, b []byte) error {
 	if uint64(len(b)) > math.MaxUint32 {
 		return fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, len(b))
 	}
