@@ -30,21 +30,31 @@ deps-test: go-check
 	@scripts/deps.sh $(DEB_TEST)
 	@$(GO) mod download
 
+# The sandbox init on its own (cmd/pybox-init), embedded in pybox with its
+# hash as stamp: see internal/initbin. Builds without the stamp (go build,
+# go install) re-execute pybox as the init instead.
+INIT_BIN := internal/initbin/bin/pybox-init
+INIT_LDFLAGS = -X github.com/pybox-dev/pybox/internal/initbin.Stamp=$$(sha256sum $(INIT_BIN) | cut -c1-64)
+
+.PHONY: init-bin
+init-bin: go-check
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-s -o $(INIT_BIN) ./cmd/pybox-init
+
 .PHONY: build
-build: go-check ## Build bin/pybox (static, CGO disabled).
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/pybox
+build: go-check init-bin ## Build bin/pybox (static, CGO disabled).
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(INIT_LDFLAGS)" -o $(BIN) ./cmd/pybox
 
 .PHONY: demo
 demo: deps build $(DEMO_DEPS) ## Install what is needed, then run the examples in a sandbox.
 	@scripts/demo.sh $(BIN)
 
 .PHONY: test
-test: deps-test $(TEST_DEPS) ## Run every test (real sandboxes; needs root).
+test: deps-test $(TEST_DEPS) init-bin ## Run every test (real sandboxes; needs root).
 	$(GO) vet ./...
 	@echo "cross-builds: darwin/arm64 and windows/amd64 (the wasm backend is their default)"
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build ./...
 	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build ./...
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -p 2 ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -p 2 -ldflags "$(INIT_LDFLAGS)" ./...
 
 .PHONY: bench
 bench: deps-test build ## Run the benchmarks (ratios against plain python3).

@@ -37,3 +37,6 @@ func (g *Group) Delete() error { return nil }
 
 // Cleanup returns nil: there is nothing to remove.
 func Cleanup() error { return nil }
+
+// PrimeMigration does nothing on this platform.
+func PrimeMigration() {}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/pybox-dev/pybox/internal/backend"
 	"github.com/pybox-dev/pybox/internal/cgroup"
 	"github.com/pybox-dev/pybox/internal/guest"
+	"github.com/pybox-dev/pybox/internal/initbin"
 	"github.com/pybox-dev/pybox/internal/initproc"
 	"github.com/pybox-dev/pybox/internal/runner"
 )
@@ -99,6 +101,7 @@ func newBackend() (backend.Backend, error) {
 	}
 	b.cg, b.cgErr = cgroup.Detect()
 	if b.cgErr == nil {
+		go cgroup.PrimeMigration()
 		// Groups left by a pybox that crashed mid-run.
 		_ = cgroup.Cleanup()
 	}
@@ -289,18 +292,33 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 			attr.CgroupFD = fd
 		}
 	}
-	sb.cmd = &exec.Cmd{
-		Path:        "/proc/self/exe",
-		Args:        []string{initproc.Arg0},
-		Env:         []string{},
-		Stdout:      outW,
-		Stderr:      errW,
-		ExtraFiles:  []*os.File{rinR, routW, ctrlChild},
-		SysProcAttr: attr,
+	mkCmd := func(path string) *exec.Cmd {
+		return &exec.Cmd{
+			Path:        path,
+			Args:        []string{initproc.Arg0},
+			Env:         []string{},
+			Stdout:      outW,
+			Stderr:      errW,
+			ExtraFiles:  []*os.File{rinR, routW, ctrlChild},
+			SysProcAttr: attr,
+		}
 	}
+	initPath := initProgram()
+	sb.cmd = mkCmd(initPath)
 	str("pipes")
 	started, startedMono := time.Now(), initproc.MonoNow()
-	if err := sb.cmd.Start(); err != nil {
+	err = sb.cmd.Start()
+	if err != nil && initPath != selfExe {
+		// The embedded init cannot be executed here (say, a noexec
+		// cache directory): re-execute pybox, now and from now on.
+		initFallback.Store(true)
+		if trace {
+			fmt.Fprintf(os.Stderr, "pybox trace: init %s: %v; re-executing pybox instead\n", initPath, err)
+		}
+		sb.cmd = mkCmd(selfExe)
+		err = sb.cmd.Start()
+	}
+	if err != nil {
 		sb.cmd = nil
 		return sb, fmt.Errorf("start sandbox init: %w", err)
 	}
@@ -354,6 +372,30 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 	}
 	str("config-sent")
 	return sb, nil
+}
+
+// selfExe re-executes pybox as the sandbox init.
+const selfExe = "/proc/self/exe"
+
+// initFallback is set once the embedded init failed to start.
+var initFallback atomic.Bool
+
+// initProgram is what a sandbox's init executes: the small embedded
+// cmd/pybox-init when this build has one (internal/initbin), else pybox
+// itself.
+func initProgram() string {
+	if initFallback.Load() || os.Getenv("PYBOX_INIT") == "self" {
+		return selfExe
+	}
+	d := cacheDir()
+	if d == "" {
+		return selfExe
+	}
+	p, err := initbin.Path(filepath.Join(d, "init"))
+	if err != nil {
+		return selfExe
+	}
+	return p
 }
 
 // joinLate moves init, then (once init reports ready) the interpreter, into

@@ -123,16 +123,26 @@ func compileRunner(argv0 string) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// codeCacheDir is where compiled runner code is kept between processes.
-func codeCacheDir() string {
+// cacheDir is where the native backend keeps files between processes
+// (compiled runner code, the init program): $PYBOX_CACHE_DIR, else
+// /var/cache/pybox for root, else the user's cache dir; "" if none.
+func cacheDir() string {
 	if d := os.Getenv("PYBOX_CACHE_DIR"); d != "" {
-		return filepath.Join(d, "runner")
+		return d
 	}
 	if os.Geteuid() == 0 {
-		return "/var/cache/pybox/runner"
+		return "/var/cache/pybox"
 	}
 	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "pybox", "runner")
+		return filepath.Join(d, "pybox")
+	}
+	return ""
+}
+
+// codeCacheDir is where compiled runner code is kept between processes.
+func codeCacheDir() string {
+	if d := cacheDir(); d != "" {
+		return filepath.Join(d, "runner")
 	}
 	return ""
 }
