@@ -144,6 +144,44 @@ print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))`})
 	require.Equal(t, "[1, 2]\n", outs[1])
 }
 
+// TestForkServerNetworkNamespaces: every execution has a network namespace
+// of its own (made ahead by the template), with loopback up, shared with
+// no other execution running at the same time, nor with the host.
+func TestForkServerNetworkNamespaces(t *testing.T) {
+	sb := warmSandbox(t)
+	code := `import os, socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('127.0.0.1', 5599))
+s.sendto(b'ping', ('127.0.0.1', 5599))
+s.settimeout(2)
+print(s.recv(16).decode(), os.readlink('/proc/self/ns/net'))
+time.sleep(0.3)`
+	host, err := os.Readlink("/proc/self/ns/net")
+	require.NoError(t, err)
+	for round := 0; round < 3; round++ {
+		// Namespace inode numbers are reused once freed: compare only
+		// executions that overlap in time.
+		seen := map[string]bool{host: true}
+		var wg sync.WaitGroup
+		outs := make([]*pybox.Result, 2)
+		for i := range outs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				outs[i] = warmRun(t, sb, pybox.Request{Code: code})
+			}()
+		}
+		wg.Wait()
+		for _, res := range outs {
+			require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+			f := strings.Fields(res.Stdout)
+			require.True(t, len(f) == 2 && f[0] == "ping", "loopback: %q", res.Stdout)
+			require.False(t, seen[f[1]], "network namespace %s used twice", f[1])
+			seen[f[1]] = true
+		}
+	}
+}
+
 // TestForkServerCloseLeavesNothing: Close ends every template.
 func TestForkServerCloseLeavesNothing(t *testing.T) {
 	sb := warmSandbox(t)

@@ -6,13 +6,16 @@
 #     python -I -B -c <this> 3 4
 # with fd 3 a SOCK_SEQPACKET socket to the supervisor. Per execution the
 # supervisor sends {"type":"fork"} with file descriptors; the template
-# forks child A into a new pid namespace; A unshares mount, ipc, uts and
-# network namespaces, joins the execution's cgroup, mounts a fresh /proc,
-# /work, /tmp and /dev/shm, brings up loopback, writes the input files and
-# forks B; B drops every privilege (bounding set, uid 1000, no groups),
-# applies Landlock and a seccomp filter that denies what the template kept,
-# and runs the ordinary runner on fds 3 and 4. A reaps B, kills whatever B
-# left, collects output files and reports to the supervisor.
+# starts an anchor (pid 1 of a new pid namespace) and forks the child
+# (pid 2) there, moves it into the execution's cgroup and answers. The
+# child unshares mount, ipc and uts namespaces, enters a network namespace
+# the template made for it ahead of time, mounts a fresh /proc, /work, /tmp
+# and /dev/shm, unshares its cgroup namespace once it is in its cgroup,
+# writes the input files, drops every privilege (uid 1000, no groups, no
+# capabilities), applies Landlock and a seccomp filter that denies what the
+# template kept, and runs the ordinary runner on fds 3 and 4. The template
+# reaps it, kills its anchor (ending everything it left) and reports the
+# exit status to the supervisor. RATIONALE.md has the security argument.
 import os, sys, json, socket, signal, ctypes, struct, base64, fcntl, stat
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -97,6 +100,8 @@ class Template:
         self.fprog = SockFprog(len(raw) // 8, ctypes.cast(self.filter_buf, ctypes.c_void_p))
         self.ll = cfg.get("landlock")
         self.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        self.own_netns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        self.spare_netns = -1  # a fresh network namespace for the next child
         self.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         self.warm_up()
         # The bounding set limits what any later execve can gain: empty it
@@ -132,6 +137,13 @@ class Template:
         gc.freeze()
         sock.send(json.dumps({"type": "ready", "preloaded": self.preloaded, "errors": self.errors}).encode())
         while True:
+            if self.spare_netns < 0:
+                # Between requests: the next child's network namespace
+                # (with loopback up) is made before it is asked for.
+                try:
+                    self.spare_netns = self.new_netns()
+                except OSError:
+                    pass
             try:
                 msg, fds, _, _ = socket.recv_fds(sock, 4096, 16)
             except InterruptedError:
@@ -144,12 +156,35 @@ class Template:
             reply = self.fork(req, fds)
             sock.send(json.dumps(reply).encode())
 
+    def new_netns(self):
+        # A fresh network namespace with only loopback, up: made here and
+        # entered (setns) by exactly one child, never by the template.
+        check(libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+        try:
+            fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", IFF_UP | IFF_LOOPBACK | IFF_RUNNING))
+            except OSError:
+                os.close(fd)
+                raise
+            finally:
+                s.close()
+        finally:
+            check(libc.setns(self.own_netns, CLONE_NEWNET), "setns(net)")
+        return fd
+
     def fork(self, req, fds):
         # SIGCHLD stays blocked until B is registered, so that a B that
         # ends at once is still reported.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         anchor = pid = 0
+        netns, self.spare_netns = self.spare_netns, -1
+        join_r = join_w = -1
         try:
+            if netns < 0:
+                netns = self.new_netns()
+            join_r, join_w = os.pipe2(os.O_CLOEXEC)
             check(libc.unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
             try:
                 # pid 1 of the new pid namespace: a do-nothing anchor, so
@@ -160,7 +195,8 @@ class Template:
                 if pid == 0:
                     code = 255
                     try:
-                        code = self.child(req, fds)
+                        os.close(join_w)
+                        code = self.child(req, fds, netns, join_r)
                     except BaseException as e:
                         try:
                             write_all(fds[5], frame({"type": "error", "step": "zygote", "error": "%s: %s" % (type(e).__name__, e)}))
@@ -169,18 +205,35 @@ class Template:
                     os._exit(code)
             finally:
                 check(libc.setns(self.own_pidns, CLONE_NEWPID), "setns(pid)")
+            # Move the child into the execution's cgroup (every hierarchy)
+            # while it builds its namespaces; it waits for the word before
+            # it enters a cgroup namespace, and the supervisor sends the
+            # code only after this reply.
+            ok = b"1"
+            try:
+                for fd in fds[7:]:
+                    os.write(fd, b"%d" % pid)
+            except OSError:
+                ok = b"0"
+                raise
+            finally:
+                os.write(join_w, ok)
         except OSError as e:
             if anchor:
+                # Ends the execution's pid namespace, the child included
+                # (reported as usual when there is one).
                 os.kill(anchor, signal.SIGKILL)
-            for fd in fds:
-                os.close(fd)
             return {"type": "fork-error", "id": req.get("id"), "error": str(e)}
         finally:
-            if pid or anchor:
-                for fd in fds[:5] + fds[6:]:
+            for fd in (netns, join_r, join_w):
+                if fd >= 0:
                     os.close(fd)
-                if pid:
-                    self.execs[pid] = (anchor, fds[5])
+            for fd in fds[:5] + fds[6:]:
+                os.close(fd)
+            if pid:
+                self.execs[pid] = (anchor, fds[5])
+            else:
+                os.close(fds[5])
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         return {"type": "forked", "id": req.get("id"), "pid": pid}
 
@@ -238,18 +291,13 @@ class Template:
             os.close(status_w)
 
     # ---- the child: one execution's sandbox, then the user's code -------
-    def child(self, req, fds):
+    def child(self, req, fds, netns, join_r):
         out_w, err_w, rin_r, rout_w, status_w, files_w = fds[1:7]
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        for fd in fds[7:]:
-            os.write(fd, b"0")  # join the execution's cgroup (every hierarchy)
-        files = []
-        if req.get("files"):
-            c = read_frame(fds[0])
-            files = (c or {}).get("files") or []
-        # After joining the cgroup: the new cgroup namespace is rooted there.
-        check(libc.unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP), "unshare")
+        check(libc.unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+        check(libc.setns(netns, CLONE_NEWNET), "setns(net)")
+        os.close(netns)
         disk = int(req["disk"])
         mnt = [
             (b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None),
@@ -259,9 +307,16 @@ class Template:
         ]
         for src, dst, typ, flags, data in mnt:
             check(libc.mount(src, dst, typ, flags, data), "mount " + dst.decode())
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", IFF_UP | IFF_LOOPBACK | IFF_RUNNING))
-        s.close()
+        # The template moves this process into the execution's cgroup
+        # meanwhile; the new cgroup namespace must be rooted there.
+        if os.read(join_r, 1) != b"1":
+            raise OSError("the template could not move the process into its cgroup")
+        os.close(join_r)
+        check(libc.unshare(CLONE_NEWCGROUP), "unshare(CLONE_NEWCGROUP)")
+        files = []
+        if req.get("files"):
+            c = read_frame(fds[0])
+            files = (c or {}).get("files") or []
         for f in files:
             self.put_file(f)
         os.setsid()
