@@ -180,6 +180,7 @@ func (b *nativeBackend) closeServers() {
 		go func() { defer wg.Done(); fs.retire() }()
 	}
 	wg.Wait()
+	b.drainCgroups()
 	b.deletes.Wait()
 }
 
@@ -361,7 +362,7 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	res.Isolation.Limits = api.Limits{
 		TimeoutMS: req.Timeout.D().Milliseconds(), OutputBytes: int64(req.OutputLimit), DiskBytes: int64(req.Disk),
 	}
-	cg, err := cgroup.New(cgroup.RunName(runSeq.Add(1)), cgroup.Limits{
+	cg, err := b.runCgroup(cgroup.Limits{
 		MemoryBytes: int64(req.Memory), Pids: req.Pids, CPUs: req.CPUs, AllowSwap: req.BestEffort})
 	if err != nil {
 		return fmt.Errorf("cgroup limits cannot be enforced: %w", err)

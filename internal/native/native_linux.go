@@ -66,6 +66,8 @@ type nativeBackend struct {
 	// both.
 	deletes sync.WaitGroup
 	bg      sync.WaitGroup
+	// cgPool holds cgroups made ahead for warm runs (cgpool_linux.go).
+	cgPool cgPool
 
 	binds    []string
 	symlinks map[string]string
