@@ -8,7 +8,11 @@
 # Usage: scripts/build-python-wasm.sh [OUT_DIR]    (default: build/wasm)
 #
 # Output (OUT_DIR):
-#   python.wasm                         the interpreter (stripped)
+#   python.wasm                         the interpreter (stripped), a WASI command
+#   pybox.wasm                          the same interpreter as a WASI reactor
+#                                       with pybox's entry points (pybox_init,
+#                                       pybox_run: scripts/wasm/pybox_entry.c),
+#                                       whose memory pybox snapshots
 #   lib/python311.zip                   the stdlib, .pyc only
 #   lib/python3.11/os.py                landmark getpath looks for
 #   lib/python3.11/lib-dynload/.empty   site.py wants this directory
@@ -220,6 +224,13 @@ if ! WASI_SDK_PATH="$SDK" ../../Tools/wasm/wasi-env make -j"$JOBS" all >make.log
 fi
 [ -f python.wasm ] || die "make did not produce python.wasm"
 
+log "pybox.wasm (reactor with pybox's entry points)"
+if ! WASI_SDK_PATH="$SDK" ../../Tools/wasm/wasi-env make -f Makefile -f "$ROOT/scripts/wasm/pybox.mk" \
+	PYBOX_ENTRY="$ROOT/scripts/wasm/pybox_entry.c" pybox.wasm >pybox.log 2>&1; then
+	tail -30 pybox.log >&2
+	die "linking pybox.wasm failed (full log: $B/pybox.log)"
+fi
+
 log "stdlib zip"
 if ! WASI_SDK_PATH="$SDK" ../../Tools/wasm/wasi-env make wasm_stdlib >stdlib.log 2>&1; then
 	tail -30 stdlib.log >&2
@@ -230,9 +241,10 @@ ZIP_IN=$B/usr/local/lib/python${PY_VER/./}.zip
 
 # --- 6. install, reproducibly ------------------------------------------------------
 log "installing into $OUT"
-rm -rf "$OUT/lib" "$OUT/python.wasm" "$OUT/BUILD-INFO"
+rm -rf "$OUT/lib" "$OUT/python.wasm" "$OUT/pybox.wasm" "$OUT/BUILD-INFO"
 mkdir -p "$OUT/lib/python$PY_VER/lib-dynload"
 /usr/bin/llvm-strip-19 -o "$OUT/python.wasm" python.wasm
+/usr/bin/llvm-strip-19 -o "$OUT/pybox.wasm" pybox.wasm
 # Re-pack the zip with sorted names and fixed timestamps: make wasm_stdlib
 # takes the .pyc timestamps from the build time.
 "$BUILD_PY" - "$ZIP_IN" "$OUT/lib/python${PY_VER/./}.zip" <<'EOF'
@@ -250,7 +262,7 @@ with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
 EOF
 cp "$SRC/Lib/os.py" "$OUT/lib/python$PY_VER/os.py"
 : >"$OUT/lib/python$PY_VER/lib-dynload/.empty"
-touch -d "@$SOURCE_DATE_EPOCH" "$OUT/python.wasm" "$OUT/lib/python${PY_VER/./}.zip" \
+touch -d "@$SOURCE_DATE_EPOCH" "$OUT/python.wasm" "$OUT/pybox.wasm" "$OUT/lib/python${PY_VER/./}.zip" \
 	"$OUT/lib/python$PY_VER/os.py" "$OUT/lib/python$PY_VER/lib-dynload/.empty"
 
 {
@@ -259,7 +271,7 @@ touch -d "@$SOURCE_DATE_EPOCH" "$OUT/python.wasm" "$OUT/lib/python${PY_VER/./}.z
 	echo "clang $(/usr/bin/clang-19 --version | head -1)"
 	echo "wasi-libc $(dpkg-query -W -f='${Version}' wasi-libc)"
 	echo "SOURCE_DATE_EPOCH $SOURCE_DATE_EPOCH"
-	(cd "$OUT" && sha256sum python.wasm "lib/python${PY_VER/./}.zip")
+	(cd "$OUT" && sha256sum python.wasm pybox.wasm "lib/python${PY_VER/./}.zip")
 } >"$OUT/BUILD-INFO"
 cat "$OUT/BUILD-INFO" >&2
 log "done: $OUT/python.wasm ($(stat -c %s "$OUT/python.wasm") bytes)"

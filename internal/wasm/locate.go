@@ -10,14 +10,22 @@ import (
 
 // Files of a python.wasm distribution directory (scripts/build-python-wasm.sh).
 const (
-	wasmFile  = "python.wasm"
-	stdlibZip = "lib/python311.zip"
+	wasmFile = "python.wasm"
+	// reactorFile is CPython linked as a WASI reactor with pybox's entry
+	// points (scripts/wasm/pybox_entry.c); used instead of wasmFile when
+	// present.
+	reactorFile = "pybox.wasm"
+	stdlibZip   = "lib/python311.zip"
 	// EnvDir names the directory holding python.wasm and lib/.
 	EnvDir = "PYBOX_WASM_DIR"
 	// EnvPool sets the number of pre-started interpreters (0 disables).
 	EnvPool = "PYBOX_WASM_POOL"
-	// EnvCache overrides the compilation cache directory.
+	// EnvCache overrides the compilation cache directory (memory
+	// snapshots are kept there too).
 	EnvCache = "PYBOX_WASM_CACHE"
+	// EnvSnapshot set to 0 disables memory snapshots: every interpreter
+	// then starts CPython from scratch.
+	EnvSnapshot = "PYBOX_WASM_SNAPSHOT"
 )
 
 // ErrNoPythonWasm is wrapped when python.wasm cannot be found.

@@ -15,6 +15,11 @@ type memLimit struct {
 	// hit is called (once per refusal) from the guest's goroutine when a
 	// memory.grow is refused.
 	hit func()
+	// pre, if set, is the buffer of the first allocation: a snapshot's
+	// image, at least as large as the module's initial memory. usedPre
+	// says it was taken.
+	pre     []byte
+	usedPre bool
 }
 
 // allocator returns the wazero memory allocator that enforces m.
@@ -42,7 +47,10 @@ func (l *linearMemory) Reallocate(size uint64) []byte {
 		}
 		return nil
 	}
-	if l.buf == nil {
+	if l.buf == nil && l.m.pre != nil && size <= uint64(len(l.m.pre)) {
+		l.buf = l.m.pre[:size]
+		l.m.pre, l.m.usedPre = nil, true
+	} else if l.buf == nil {
 		c := max(l.initCap, size)
 		l.buf = make([]byte, size, c)
 	} else if size <= uint64(cap(l.buf)) {

@@ -32,9 +32,20 @@
 //
 // # Speed
 //
+// The backend runs pybox.wasm, CPython linked as a WASI reactor with two
+// entry points (scripts/wasm/pybox_entry.c): pybox_init starts CPython and
+// compiles the runner, pybox_run runs it. The linear memory right after
+// pybox_init is saved once as a snapshot file next to the compilation
+// cache (snapshot.go), and every interpreter is a new instance restored
+// from it: only pybox_run is called, and it brings the environment,
+// mounts and random state up to date. The module itself is loaded through
+// its "shape" (shape.go), which skips wazero's validation of the whole
+// binary on every process start. Either falls back to the plain way
+// (python.wasm or a fresh pybox_init) if it cannot be used.
+//
 // Compiled machine code is cached on disk across processes (wazero's
 // compilation cache) and the compiled module is shared in-process. After the
-// first run, a small pool of interpreters is kept started, each blocked
+// second run, a small pool of interpreters is kept started, each blocked
 // reading its exec frame; every run still gets a fresh interpreter, used
 // once and thrown away.
 package wasm
@@ -65,6 +76,7 @@ func init() { backend.Register(Name, func() (backend.Backend, error) { return Ne
 // Backend runs requests in python.wasm instances.
 type Backend struct {
 	poolSize int
+	engOpts  engineOpts
 	ctx      context.Context // bounds every instance; cancelled by Close
 	cancel   context.CancelFunc
 
@@ -73,6 +85,7 @@ type Backend struct {
 	engErr   error
 
 	mu      sync.Mutex
+	runs    int         // runs started, to keep a one-shot process from filling the pool
 	ready   []*instance // started, idle, each used once
 	filling bool
 	closed  bool
@@ -90,15 +103,23 @@ func New() (*Backend, error) {
 		}
 		n = v
 	}
+	eo := engineOpts{snapshot: true, snapDir: cacheDir()}
+	switch s := os.Getenv(EnvSnapshot); s {
+	case "", "1":
+	case "0":
+		eo.snapshot = false
+	default:
+		return nil, fmt.Errorf("%s=%q: want 0 or 1", EnvSnapshot, s)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Backend{poolSize: n, ctx: ctx, cancel: cancel}, nil
+	return &Backend{poolSize: n, engOpts: eo, ctx: ctx, cancel: cancel}, nil
 }
 
 // Name implements backend.Backend.
 func (b *Backend) Name() string { return Name }
 
 func (b *Backend) engine() (*engine, error) {
-	b.initOnce.Do(func() { b.eng, b.engErr = newEngine(b.ctx) })
+	b.initOnce.Do(func() { b.eng, b.engErr = newEngine(b.ctx, b.engOpts) })
 	return b.eng, b.engErr
 }
 
@@ -182,9 +203,15 @@ func (b *Backend) Run(ctx context.Context, req *api.Request, hooks backend.Hooks
 			return fail(api.StatusSandboxError, fmt.Errorf("wasm backend: %w", err))
 		}
 	}
+	b.mu.Lock()
+	b.runs++
+	second := b.runs >= 2
+	b.mu.Unlock()
 	defer func() {
 		b.discard(in)
-		b.refill()
+		if second {
+			b.refill()
+		}
 	}()
 	if err := b.exec(ctx, in, req, hooks, res); err != nil {
 		var ie *api.InputError
@@ -245,8 +272,9 @@ func (b *Backend) discardLocked(in *instance) {
 }
 
 // refill starts interpreters in the background until the pool is full.
-// The pool starts filling after the first run, so a one-shot process does
-// not spend CPU on interpreters it will never use.
+// The pool starts filling after the second run, so a one-shot process (the
+// CLI) does not spend CPU on an interpreter it will never use, nor wait for
+// it in Close.
 func (b *Backend) refill() {
 	b.mu.Lock()
 	if b.closed || b.filling || b.poolSize == 0 || len(b.ready) >= b.poolSize {
