@@ -4,7 +4,8 @@
 //	go test -run XXX -bench . -benchtime 200x ./bench/forkserver
 //
 // BenchmarkWarm* are one fresh, fully isolated sandbox per execution,
-// forked from a template with numpy already imported.
+// forked from a template: for code that names numpy, one with numpy
+// already imported; otherwise the policy's lean template.
 package forkserver
 
 import (
@@ -32,19 +33,25 @@ const (
 
 func warm(b *testing.B) *pybox.Sandbox {
 	sb := pybox.New(pybox.Options{ForkServer: true})
+	// Both templates of the policy: the lean one (code that names no
+	// preloaded module) and the one with numpy.
 	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		res, err := sb.Run(context.Background(), pybox.Request{Code: "1"})
-		if err != nil {
-			b.Fatal(err)
+	for _, code := range []string{"1", "import numpy"} {
+		for {
+			if time.Now().After(deadline) {
+				b.Fatal("fork server not ready")
+			}
+			res, err := sb.Run(context.Background(), pybox.Request{Code: code})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if res.Isolation.ForkServer {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if res.Isolation.ForkServer {
-			return sb
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	b.Fatal("fork server not ready")
-	return nil
+	return sb
 }
 
 // p50 reports the median of per-op latencies as a metric.
@@ -79,6 +86,27 @@ func runPlain(b *testing.B, code string) {
 			b.Fatalf("%v %s", err, out)
 		}
 		lat = append(lat, time.Since(t))
+	}
+	p50(b, lat)
+}
+
+// BenchmarkWarmPrintSpaced is BenchmarkWarmPrint with 10 ms of idle time
+// between executions (not timed), as between an agent's tool calls: the
+// template prepares the next child in that time.
+func BenchmarkWarmPrintSpaced(b *testing.B) {
+	sb := warm(b)
+	defer sb.Close(context.Background())
+	var lat []time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		time.Sleep(10 * time.Millisecond)
+		b.StartTimer()
+		t := time.Now()
+		res, err := sb.Run(context.Background(), pybox.Request{Code: "print(1)"})
+		lat = append(lat, time.Since(t))
+		if err != nil || res.Status != pybox.StatusSuccess || !res.Isolation.ForkServer {
+			b.Fatalf("%v %+v", err, res)
+		}
 	}
 	p50(b, lat)
 }

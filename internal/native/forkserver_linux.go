@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -83,6 +84,37 @@ func policyKey(req *api.Request) string {
 	return string(b)
 }
 
+// leanNames are modules whose import pulls in numpy: code that names one of
+// them (or a preloaded module) is served by the template with the preloads.
+var leanNames = []string{"pandas", "scipy", "matplotlib", "sklearn", "seaborn", "statsmodels", "pyarrow", "numba"}
+
+// templateKey is the template that serves req: its policy's, with the
+// preloaded modules when the code names one of them or a module that
+// imports numpy, or else its policy's lean template, which preloads
+// nothing. A lean template is a smaller process, so forking it and
+// tearing its child down costs less; code that imports a preloaded module
+// without naming it (through __import__, say) still works, it just
+// imports it itself.
+func (b *nativeBackend) templateKey(req *api.Request) (key string, lean bool) {
+	key = policyKey(req)
+	if len(b.preload) == 0 {
+		return key, false
+	}
+	for _, m := range b.preload {
+		if top, _, _ := strings.Cut(m, "."); strings.Contains(req.Code, top) {
+			return key, false
+		}
+	}
+	if slices.Contains(b.preload, "numpy") {
+		for _, m := range leanNames {
+			if strings.Contains(req.Code, m) {
+				return key, false
+			}
+		}
+	}
+	return key + " lean", true
+}
+
 // warm returns a ready template for req, or nil (and starts one in the
 // background) when none is ready yet.
 func (b *nativeBackend) warm(req *api.Request) *forkServer {
@@ -91,43 +123,62 @@ func (b *nativeBackend) warm(req *api.Request) *forkServer {
 	if !b.forkServer {
 		return nil
 	}
-	key := policyKey(req)
+	key, lean := b.templateKey(req)
 	fs := b.servers[key]
 	if fs != nil && !fs.usable() {
 		delete(b.servers, key)
 		go fs.retire()
 		fs = nil
 	}
-	if fs == nil && !b.starting[key] && time.Since(b.fsFailed[key]) > retryAfter {
-		b.starting[key] = true
-		r := *req
-		b.bg.Add(1)
-		go func() {
-			defer b.bg.Done()
-			nfs, err := b.startServer(&r)
-			b.fsMu.Lock()
-			defer b.fsMu.Unlock()
-			delete(b.starting, key)
-			if err != nil {
-				b.fsFailed[key] = time.Now()
-				return
+	if fs == nil {
+		b.startLocked(key, lean, req)
+	}
+	// A policy's two templates (with and without the preloads) start
+	// together: the next request may well want the other one.
+	if base := policyKey(req); len(b.preload) > 0 {
+		if other := base + " lean"; lean {
+			if b.servers[base] == nil {
+				b.startLocked(base, false, req)
 			}
-			if b.closed || !b.forkServer {
-				nfs.retire() // under fsMu: nothing runs on it yet
-				return
-			}
-			b.servers[key] = nfs
-			// The template serves this policy now: free its pooled
-			// sandboxes.
-			for _, sb := range b.drainPool(key) {
-				go sb.destroy()
-			}
-		}()
+		} else if b.servers[other] == nil {
+			b.startLocked(other, true, req)
+		}
 	}
 	if fs != nil {
 		fs.inflight.Add(1)
 	}
 	return fs
+}
+
+// startLocked boots the template key in the background unless it is
+// booting or failed recently. The caller holds fsMu.
+func (b *nativeBackend) startLocked(key string, lean bool, req *api.Request) {
+	if b.starting[key] || time.Since(b.fsFailed[key]) <= retryAfter {
+		return
+	}
+	b.starting[key] = true
+	r := *req
+	b.bg.Add(1)
+	go func() {
+		defer b.bg.Done()
+		nfs, err := b.startServer(&r, lean)
+		b.fsMu.Lock()
+		defer b.fsMu.Unlock()
+		delete(b.starting, key)
+		if err != nil {
+			b.fsFailed[key] = time.Now()
+			return
+		}
+		if b.closed || !b.forkServer {
+			nfs.retire() // under fsMu: nothing runs on it yet
+			return
+		}
+		b.servers[key] = nfs
+		// A template serves this policy now: free its pooled sandboxes.
+		for _, sb := range b.drainPool(policyKey(&r)) {
+			go sb.destroy()
+		}
+	}()
 }
 
 func (fs *forkServer) usable() bool {
@@ -185,7 +236,7 @@ func (b *nativeBackend) closeServers() {
 }
 
 // startServer boots a template sandbox for req's policy.
-func (b *nativeBackend) startServer(req *api.Request) (*forkServer, error) {
+func (b *nativeBackend) startServer(req *api.Request, lean bool) (*forkServer, error) {
 	if os.Getenv("PYBOX_FORK_TEMPLATES") == "0" {
 		// The operator wants no templates (for instance an interpreter
 		// without ctypes): only the pool of pre-booted sandboxes.
@@ -264,6 +315,9 @@ func (b *nativeBackend) startServer(req *api.Request) (*forkServer, error) {
 		lm = &lmasks
 	}
 	preload := b.preload
+	if lean {
+		preload = []string{}
+	}
 	zc := zygote.Config{
 		Type: "config", Runner: runner.Source, Preload: preload, Seccomp: filter, Landlock: lm,
 		RO: []string{"/"}, RW: []string{"/work", "/tmp", "/dev/shm"},

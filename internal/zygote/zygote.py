@@ -16,7 +16,7 @@
 # template kept, and runs the ordinary runner on fds 3 and 4. The template
 # reaps it, kills its anchor (ending everything it left) and reports the
 # exit status to the supervisor. RATIONALE.md has the security argument.
-import os, sys, json, socket, signal, ctypes, struct, base64, fcntl, stat
+import os, sys, json, socket, signal, ctypes, struct, base64, fcntl, stat, select
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -128,7 +128,11 @@ class Template:
         self.execs = {}  # pid of the child -> (anchor pid, status fd)
         self.stacks = {}  # anchor pid -> its stack
         self.pause = ctypes.cast(libc.pause, ctypes.c_void_p)
-        signal.signal(signal.SIGCHLD, self.on_child)
+        # No SIGCHLD handler: the loop below polls a pidfd per child
+        # instead (a handler can lose exits: see spawn_anchor), and SIGCHLD
+        # keeps its default disposition, which anchors inherit.
+        self.pidfds = {}  # pidfd -> pid, for every child to wait for
+        self.pidfd_ok = hasattr(os, "pidfd_open")
         # Every object that exists now is shared copy-on-write with the
         # children: keep the collector from walking (and so writing to,
         # and so copying) them in every child.
@@ -137,13 +141,28 @@ class Template:
         gc.freeze()
         sock.send(json.dumps({"type": "ready", "preloaded": self.preloaded, "errors": self.errors}).encode())
         while True:
+            # Between requests: the next child's network namespace (with
+            # loopback up) is made before it is asked for.
             if self.spare_netns < 0:
-                # Between requests: the next child's network namespace
-                # (with loopback up) is made before it is asked for.
                 try:
                     self.spare_netns = self.new_netns()
                 except OSError:
                     pass
+            p = select.poll()
+            p.register(sock, select.POLLIN)
+            for fd in self.pidfds:
+                p.register(fd, select.POLLIN)
+            try:
+                events = p.poll(None if self.pidfd_ok else 20)
+            except InterruptedError:
+                continue
+            for fd, _ in events:
+                pid = self.pidfds.pop(fd, None)
+                if pid is not None:
+                    os.close(fd)
+            self.reap()
+            if not any(fd == sock.fileno() for fd, _ in events):
+                continue
             try:
                 msg, fds, _, _ = socket.recv_fds(sock, 4096, 16)
             except InterruptedError:
@@ -155,6 +174,15 @@ class Template:
             req = json.loads(msg)
             reply = self.fork(req, fds)
             sock.send(json.dumps(reply).encode())
+
+    def watch(self, pid):
+        # Wake the serve loop when pid ends (without pidfds, the loop
+        # polls every 20 ms instead).
+        if self.pidfd_ok:
+            try:
+                self.pidfds[os.pidfd_open(pid)] = pid
+            except (OSError, AttributeError):
+                self.pidfd_ok = False
 
     def new_netns(self):
         # A fresh network namespace with only loopback, up: made here and
@@ -175,9 +203,7 @@ class Template:
         return fd
 
     def fork(self, req, fds):
-        # SIGCHLD stays blocked until B is registered, so that a B that
-        # ends at once is still reported.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        disk = int(req["disk"])
         anchor = pid = 0
         netns, self.spare_netns = self.spare_netns, -1
         join_r = join_w = -1
@@ -196,7 +222,8 @@ class Template:
                     code = 255
                     try:
                         os.close(join_w)
-                        code = self.child(req, fds, netns, join_r)
+                        self.namespaces(netns, disk)
+                        code = self.child(req, fds, join_r)
                     except BaseException as e:
                         try:
                             write_all(fds[5], frame({"type": "error", "step": "zygote", "error": "%s: %s" % (type(e).__name__, e)}))
@@ -222,7 +249,10 @@ class Template:
             if anchor:
                 # Ends the execution's pid namespace, the child included
                 # (reported as usual when there is one).
-                os.kill(anchor, signal.SIGKILL)
+                if pid:
+                    os.kill(anchor, signal.SIGKILL)
+                else:
+                    self.end_anchor(anchor)
             return {"type": "fork-error", "id": req.get("id"), "error": str(e)}
         finally:
             for fd in (netns, join_r, join_w):
@@ -232,9 +262,9 @@ class Template:
                 os.close(fd)
             if pid:
                 self.execs[pid] = (anchor, fds[5])
+                self.watch(pid)
             else:
                 os.close(fds[5])
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         return {"type": "forked", "id": req.get("id"), "pid": pid}
 
     def spawn_anchor(self):
@@ -242,19 +272,28 @@ class Template:
         # own: no exec and no copy of the template's page tables (a fork
         # or an exec of sleep cost ~0.5 ms each). The anchor only ever
         # sleeps in pause(); SIGCHLD must not wake it (an orphan of the
-        # code exiting would end the namespace), so it starts with the
-        # default disposition, and blocked (the caller blocks it).
+        # code exiting would end the namespace): the template keeps
+        # SIGCHLD at its default disposition (ignored, children not
+        # auto-reaped), which the anchor inherits. (An earlier version set
+        # the default only around this clone, under a SIGCHLD handler:
+        # setting it discards a pending SIGCHLD, and an execution that
+        # ended just then was never reported.)
         stack = ctypes.create_string_buffer(64 << 10)
         top = (ctypes.addressof(stack) + len(stack)) & ~0xF
-        old = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        try:
-            pid = check(libc.clone(self.pause, ctypes.c_void_p(top), CLONE_VM | signal.SIGCHLD, None), "clone(anchor)")
-        finally:
-            signal.signal(signal.SIGCHLD, old)
+        pid = check(libc.clone(self.pause, ctypes.c_void_p(top), CLONE_VM | signal.SIGCHLD, None), "clone(anchor)")
         self.stacks[pid] = stack  # freed once the anchor is reaped
         return pid
 
-    def on_child(self, signum, frm):
+    def end_anchor(self, anchor):
+        # Kills an anchor (and so its pid namespace) and reaps it.
+        try:
+            os.kill(anchor, signal.SIGKILL)
+            os.waitpid(anchor, 0)
+        except OSError:
+            pass
+        self.stacks.pop(anchor, None)
+
+    def reap(self):
         # Reports each ended execution (its exit status comes from here,
         # the trusted side) and kills its anchor, which ends its pid
         # namespace and so every process the code left behind.
@@ -291,27 +330,27 @@ class Template:
             os.close(status_w)
 
     # ---- the child: one execution's sandbox, then the user's code -------
-    def child(self, req, fds, netns, join_r):
-        out_w, err_w, rin_r, rout_w, status_w, files_w = fds[1:7]
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    TMPFS = ((b"/work", MS_NOSUID | MS_NODEV, b",mode=0755,uid=%d,gid=%d" % (UID, GID)),
+             (b"/tmp", MS_NOSUID | MS_NODEV, b",mode=1777"),
+             (b"/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, b",mode=1777"))
+
+    def namespaces(self, netns, disk):
+        # The child's own mount, ipc, uts and network namespaces, a fresh
+        # /proc and size-capped tmpfs /work, /tmp and /dev/shm.
         check(libc.unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
         check(libc.setns(netns, CLONE_NEWNET), "setns(net)")
         os.close(netns)
-        disk = int(req["disk"])
-        mnt = [
-            (b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None),
-            (b"tmpfs", b"/work", b"tmpfs", MS_NOSUID | MS_NODEV, b"size=%d,mode=0755,uid=%d,gid=%d" % (disk, UID, GID)),
-            (b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, b"size=%d,mode=1777" % disk),
-            (b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, b"size=%d,mode=1777" % disk),
-        ]
-        for src, dst, typ, flags, data in mnt:
-            check(libc.mount(src, dst, typ, flags, data), "mount " + dst.decode())
+        check(libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount /proc")
+        for dst, flags, opts in self.TMPFS:
+            check(libc.mount(b"tmpfs", dst, b"tmpfs", flags, b"size=%d" % disk + opts), "mount " + dst.decode())
+
+    def child(self, req, fds, join_fd):
+        out_w, err_w, rin_r, rout_w, status_w, files_w = fds[1:7]
         # The template moves this process into the execution's cgroup
         # meanwhile; the new cgroup namespace must be rooted there.
-        if os.read(join_r, 1) != b"1":
+        if os.read(join_fd, 1) != b"1":
             raise OSError("the template could not move the process into its cgroup")
-        os.close(join_r)
+        os.close(join_fd)
         check(libc.unshare(CLONE_NEWCGROUP), "unshare(CLONE_NEWCGROUP)")
         files = []
         if req.get("files"):

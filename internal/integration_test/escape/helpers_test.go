@@ -50,9 +50,13 @@ var forkUsed atomic.Bool
 var forkSandbox = sync.OnceValue(func() *pybox.Sandbox {
 	forkUsed.Store(true)
 	s := pybox.New(pybox.Options{ForkServer: true})
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if res, err := s.Run(context.Background(), pybox.Request{Code: "1"}); err == nil && res.Isolation.ForkServer {
-			break
+	// Both templates: the lean one and the one with numpy.
+	deadline := time.Now().Add(60 * time.Second)
+	for _, code := range []string{"1", "import numpy"} {
+		for ; time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if res, err := s.Run(context.Background(), pybox.Request{Code: code}); err == nil && res.Isolation.ForkServer {
+				break
+			}
 		}
 	}
 	return s
