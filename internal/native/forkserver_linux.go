@@ -570,7 +570,17 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 		fs.breakDown()
 		kill()
 	}
-	<-stDone
+	select {
+	case <-stDone:
+	case <-time.After(reportGrace):
+		// The template stopped reporting (it is wedged or gone): never
+		// wait for it forever. Retire it and end the execution with
+		// what was observed; everything in the cgroup is killed below.
+		fs.breakDown()
+		kill()
+		stR.Close()
+		<-stDone
+	}
 	// The code's process has exited (or was killed with everything in
 	// the cgroup): the pipes' writers are gone once the cgroup is empty.
 	if exit == nil {
@@ -593,6 +603,10 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	}
 	return nil
 }
+
+// reportGrace is how long an execution waits, once its code ended or was
+// killed, for the template's report of its exit status.
+const reportGrace = 5 * time.Second
 
 // preloadDefault is what templates import when the caller names nothing:
 // numpy, if the interpreter has it (the template reports what failed).
