@@ -32,8 +32,11 @@ const (
 	guestWork = "/work"
 	guestTmp  = "/tmp"
 	guestChan = "/run/pybox"
-	chanIn    = "in"
 	chanOut   = "out"
+	// guestStdin is where the runner reads its exec frame: fd 0, a pipe
+	// (the runner moves it to fd 100 or more and gives the code /dev/null
+	// as stdin).
+	guestStdin = "0"
 )
 
 // outUnstarted is what the result file holds until the runner opens it
@@ -293,12 +296,10 @@ func (d *runDir) remove() error {
 	return errors.Join(errs...)
 }
 
-// writeChannel writes the exec frame for the runner and the placeholder
-// result file (owned by the sandbox user, which the runner truncates).
-func (d *runDir) writeChannel(frame []byte) error {
-	if err := os.WriteFile(filepath.Join(d.chan_(), chanIn), frame, 0o444); err != nil {
-		return err
-	}
+// writeChannel writes the placeholder result file (owned by the sandbox
+// user, which the runner truncates). The directory stays root's (0755):
+// the code cannot replace the file.
+func (d *runDir) writeChannel() error {
 	out := filepath.Join(d.chan_(), chanOut)
 	if err := os.WriteFile(out, []byte(outUnstarted), 0o600); err != nil {
 		return err

@@ -14,12 +14,31 @@
 // written there before the run and output files read back from it after,
 // without following symlinks), /tmp, /dev/shm (gVisor 20221219 ignores
 // tmpfs size=, so its own tmpfs would only be bounded by memory), and
-// /run/pybox, the runner's protocol channel (the exec frame as a file, the
-// result frames as a file). runsc's stdout and stderr are pipes read live
-// with the output cap. runsc runs with --file-access-mounts=exclusive: no
-// one else changes the mounts during a run, so the sentry caches lookups
-// (imports are much faster); a host-side change to a user mount made
-// during a run may not be seen by that run.
+// /run/pybox, which holds the runner's result file. runsc's stdout and
+// stderr are pipes read live with the output cap. runsc runs with
+// --file-access-mounts=exclusive: no one else changes the mounts during a
+// run, so the sentry caches lookups (imports are much faster); a
+// host-side change to a user mount made during a run may not be seen by
+// that run.
+//
+// The runner reads its exec frame from its stdin, a pipe (runner IN "0":
+// the runner moves it out of the way and gives the code /dev/null as
+// stdin), and writes its frames to /run/pybox/out. After its result the
+// runner does what Python's finalisation does before exit (it joins the
+// code's non-daemon threads, runs the atexit handlers, flushes sys.stdout
+// and sys.stderr), writes an "exit" frame with the status it exits with,
+// and exits. A run ends as soon as that complete exit frame is there (the
+// supervisor watches the file with inotify), not when runsc exits (~10 ms
+// later): every process of the sandbox is sent SIGKILL at once, the output
+// pipes are drained without waiting for the processes to close them, and
+// the rest of the teardown (reaping, unmounting, removing the run
+// directory, runsc's state and the cgroup) goes on in the background,
+// counted for Close. The exit code is the frame's. So threads, atexit
+// handlers and buffered output behave as on the native backend; daemon
+// threads and child processes still running then are killed, as there.
+// Runs whose interpreter dies without an exit frame (os._exit, a signal, a
+// limit) end when runsc exits. The timeout covers the finalisation too: a
+// non-daemon thread that never ends times the run out.
 //
 // Limits are not left to runsc: it is started with --ignore-cgroups inside a
 // pybox cgroup (package cgroup, the same code as the native backend, v1, v2
@@ -29,6 +48,28 @@
 // counter of that group decides memory-limit. The cgroup also pays for
 // gVisor's own memory and threads, so the backend adds [MemoryOverhead] and
 // [PidsOverhead] on top of the request's limits.
+//
+// # The warm pool
+//
+// Booting runsc (sentry, gofer, the interpreter) is ~95% of a cold run. So
+// the backend keeps, per policy (everything a sandbox is booted with:
+// interpreter, environment, mounts, memory, pids, cpus, disk, output limit,
+// best_effort), up to [PoolSize] sandboxes booted ahead, their runner
+// blocked on its stdin for the frame. A run whose policy has one takes it,
+// hands it the frame, and the sandbox is killed and deleted afterwards:
+// each sandbox still serves exactly one execution. The timeout covers only
+// the execution. Isolation.prebooted says a Result came from the pool.
+// Pools are filled in the background after a run of that policy, so a
+// policy never asked for costs nothing; a pooled sandbox that died or is
+// older than [PoolMaxAge] is discarded, never used, and a run whose
+// sandbox died before its runner read a byte of the frame is given to
+// another one. Requests with input files are not pooled (they are written
+// into /work before boot; written after it, new files are seen but /work's
+// own attributes stay those of boot time), nor are runs without a cgroup
+// (best_effort on a host without one): they boot a sandbox of their own.
+// Close drains the pool and waits for every background teardown.
+// Options.NoPool or PYBOX_GVISOR_POOL=0 turn the pool off. docs/gvisor.md
+// has the details.
 //
 // # Choosing the platform
 //
@@ -41,6 +82,9 @@
 package gvisor
 
 import (
+	"strings"
+	"time"
+
 	"github.com/pybox-dev/pybox/internal/backend"
 )
 
@@ -56,6 +100,9 @@ const (
 	// EnvDir is the directory run directories are made in (default
 	// [DefaultDir]).
 	EnvDir = "PYBOX_GVISOR_DIR"
+	// EnvPool set to "0" (or "false", "off", "no") turns the warm pool
+	// off: every run boots its own sandbox ([Options.NoPool]).
+	EnvPool = "PYBOX_GVISOR_POOL"
 )
 
 // DefaultPlatform is the runsc platform used unless EnvPlatform says
@@ -84,6 +131,16 @@ const (
 	PidsPerTask  = 16
 )
 
+// The warm pool's sizes: PoolSize booted sandboxes per policy, at most
+// PoolMax in all (policies beyond that run cold until pooled sandboxes age
+// out), each discarded unused after PoolMaxAge (so that host changes, to
+// /usr for instance, reach new runs, and an idle pool frees its memory).
+const (
+	PoolSize   = 2
+	PoolMax    = 8
+	PoolMaxAge = 2 * time.Minute
+)
+
 // Options configure a backend made by [New]. Empty fields take their
 // defaults.
 type Options struct {
@@ -93,12 +150,20 @@ type Options struct {
 	Platform string
 	// Dir is the parent of the run directories.
 	Dir string
+	// NoPool turns the warm pool off: every run boots a sandbox of its
+	// own (see "The warm pool" above).
+	NoPool bool
 }
 
-// OptionsFromEnv returns the options set by EnvRunsc, EnvPlatform and
-// EnvDir.
+// OptionsFromEnv returns the options set by EnvRunsc, EnvPlatform, EnvDir
+// and EnvPool.
 func OptionsFromEnv(getenv func(string) string) Options {
-	return Options{Runsc: getenv(EnvRunsc), Platform: getenv(EnvPlatform), Dir: getenv(EnvDir)}
+	o := Options{Runsc: getenv(EnvRunsc), Platform: getenv(EnvPlatform), Dir: getenv(EnvDir)}
+	switch strings.ToLower(strings.TrimSpace(getenv(EnvPool))) {
+	case "0", "false", "off", "no":
+		o.NoPool = true
+	}
+	return o
 }
 
 func init() {

@@ -3,7 +3,6 @@ package gvisor
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,12 +38,28 @@ type gvisorBackend struct {
 	runsc    string
 	platform string
 	dir      string
+	noPool   bool
 	lay      layout
 	cg       cgroup.Info
 	cgErr    error
 
+	// bg counts background work: pool fills and the teardown of sandboxes
+	// whose Result was returned. It is only added to under mu while not
+	// closed (or by work that already holds a count), so Close can wait.
+	bg sync.WaitGroup
+
 	mu     sync.Mutex
 	closed bool
+	// pool holds booted sandboxes per policy key, filling says a goroutine
+	// is booting more for a key, pooled counts the sandboxes in pool
+	// (pool_linux.go).
+	pool    map[string][]*pooled
+	filling map[string]bool
+	pooled  int
+	// fillFailed is when a fill for a key last failed to boot a sandbox.
+	fillFailed map[string]time.Time
+	// errs are failures of background teardowns, returned by Close.
+	errs []error
 }
 
 // resolve fills in o's defaults and checks that runsc can be used: it is
@@ -103,7 +118,9 @@ func New(o Options) (backend.Backend, error) {
 	if err := cleanupStale(o.Dir); err != nil {
 		return nil, fmt.Errorf("gvisor: remove stale run directories: %w", err)
 	}
-	b := &gvisorBackend{runsc: o.Runsc, platform: o.Platform, dir: o.Dir, lay: layout{binds: []string{"/usr"}, symlinks: map[string]string{}}}
+	b := &gvisorBackend{runsc: o.Runsc, platform: o.Platform, dir: o.Dir, noPool: o.NoPool,
+		lay:  layout{binds: []string{"/usr"}, symlinks: map[string]string{}},
+		pool: map[string][]*pooled{}, filling: map[string]bool{}, fillFailed: map[string]time.Time{}}
 	for _, d := range []string{"bin", "sbin", "lib", "lib32", "lib64", "libx32"} {
 		p := "/" + d
 		fi, err := os.Lstat(p)
@@ -129,13 +146,62 @@ func New(o Options) (backend.Backend, error) {
 
 func (b *gvisorBackend) Name() string { return Name }
 
-// Close makes later runs fail. Runs in flight go on until they end. The
-// generated /etc stays: other pybox processes share it.
+// Close makes later runs fail, discards the pooled sandboxes and waits (up
+// to ctx) for every background teardown and pool fill, returning their
+// failures. Runs in flight go on until they end, and then tear down their
+// sandbox before they return. The generated /etc stays: other pybox
+// processes share it.
 func (b *gvisorBackend) Close(ctx context.Context) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
 	b.closed = true
-	return nil
+	drained := b.drainPool()
+	b.mu.Unlock()
+	for _, sb := range drained {
+		b.bg.Add(1) // Close is the only waiter and has not begun waiting
+		go func() { defer b.bg.Done(); b.noteErr(sb.destroy()) }()
+	}
+	done := make(chan struct{})
+	go func() { b.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("gvisor: close: %w (sandboxes are still being torn down)", ctx.Err())
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	err := errors.Join(b.errs...)
+	b.errs = nil
+	return err
+}
+
+// noteErr keeps the failure of a background teardown for Close.
+func (b *gvisorBackend) noteErr(err error) {
+	if err == nil {
+		return
+	}
+	b.mu.Lock()
+	b.errs = append(b.errs, err)
+	b.mu.Unlock()
+}
+
+// background runs f in the background, counted for Close, or right away
+// once the backend is closed (Close may be waiting already).
+func (b *gvisorBackend) background(f func()) {
+	b.mu.Lock()
+	closed := b.closed
+	if !closed {
+		b.bg.Add(1)
+	}
+	b.mu.Unlock()
+	if closed {
+		f()
+		return
+	}
+	go func() { defer b.bg.Done(); f() }()
 }
 
 // SetupError is a failure of runsc to start the sandbox.
@@ -164,25 +230,12 @@ func (r *run) set(f *bool) {
 
 func (b *gvisorBackend) Run(ctx context.Context, req *api.Request, hooks backend.Hooks) (*api.Result, error) {
 	start := time.Now()
-	r := &run{start: start, req: req, hooks: hooks, res: &api.Result{ExitCode: -1}}
-	uid := sandboxUID
-	r.res.Isolation = api.Isolation{
-		Backend:      Name,
-		Namespaces:   namespaces,
-		UID:          &uid,
-		Capabilities: "none",
-		NoNewPrivs:   true,
-		Seccomp:      "gVisor sentry (platform " + b.platform + "): the code's system calls never reach the host kernel",
-		Network:      api.NetNone,
-		Filesystem:   "gVisor gofer: read-only root and binds of /usr and a generated /etc; host tmpfs /work and /tmp",
-		Limits: api.Limits{
-			TimeoutMS:   req.Timeout.D().Milliseconds(),
-			OutputBytes: int64(req.OutputLimit),
-			DiskBytes:   int64(req.Disk),
-		},
-	}
+	r := newRun(start, req, hooks, b.platform)
 	err := b.run(ctx, r)
 	r.res.Usage.WallMS = time.Since(start).Milliseconds()
+	if trace {
+		fmt.Fprintf(os.Stderr, "pybox trace: gvisor run took %v\n", time.Since(start).Round(time.Microsecond))
+	}
 	if err != nil {
 		var ie *api.InputError
 		if errors.As(err, &ie) {
@@ -196,6 +249,37 @@ func (b *gvisorBackend) Run(ctx context.Context, req *api.Request, hooks backend
 	return r.res, nil
 }
 
+// newRun returns the state of a run that has not started.
+func newRun(start time.Time, req *api.Request, hooks backend.Hooks, platform string) *run {
+	r := &run{start: start, req: req, hooks: hooks, res: &api.Result{ExitCode: -1}}
+	uid := sandboxUID
+	r.res.Isolation = api.Isolation{
+		Backend:      Name,
+		Namespaces:   namespaces,
+		UID:          &uid,
+		Capabilities: "none",
+		NoNewPrivs:   true,
+		Seccomp:      "gVisor sentry (platform " + platform + "): the code's system calls never reach the host kernel",
+		Network:      api.NetNone,
+		Filesystem:   "gVisor gofer: read-only root and binds of /usr and a generated /etc; host tmpfs /work and /tmp",
+		Limits: api.Limits{
+			TimeoutMS:   req.Timeout.D().Milliseconds(),
+			OutputBytes: int64(req.OutputLimit),
+			DiskBytes:   int64(req.Disk),
+		},
+	}
+	return r
+}
+
+// reset makes r a run that has not started again.
+func (r *run) reset(platform string) {
+	n := newRun(r.start, r.req, r.hooks, platform)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.res = n.res
+	r.timedOut, r.outputOver, r.cancelled = false, false, false
+}
+
 func (b *gvisorBackend) run(ctx context.Context, r *run) error {
 	b.mu.Lock()
 	closed := b.closed
@@ -204,215 +288,42 @@ func (b *gvisorBackend) run(ctx context.Context, r *run) error {
 		return errors.New("gvisor: backend closed")
 	}
 	req := r.req
-	iso := &r.res.Isolation
 	argv0, extra, err := guest.Interpreter(req.Python)
 	if err != nil {
 		return &api.InputError{Field: "python", Msg: err.Error()}
 	}
-	var in bytes.Buffer
-	if err := runner.WriteFrame(&in, runner.NewExec(req.Code, req.Globals)); err != nil {
+	var frame bytes.Buffer
+	if err := runner.WriteFrame(&frame, runner.NewExec(req.Code, req.Globals)); err != nil {
 		return err
 	}
-	n := seq.Add(1)
-
-	// The cgroup holds every process of the run, gVisor's own included.
-	var cg *cgroup.Group
-	if b.cgErr == nil {
-		cg, err = cgroup.New(fmt.Sprintf("%d-gv%d", os.Getpid(), n), cgroup.Limits{
-			MemoryBytes: int64(req.Memory) + MemoryOverhead,
-			Pids:        PidsOverhead + PidsPerTask*req.Pids,
-			CPUs:        req.CPUs,
-			AllowSwap:   req.BestEffort,
-		})
-	} else {
-		err = b.cgErr
-	}
-	if err != nil {
-		if !req.BestEffort {
-			return fmt.Errorf("cgroup limits cannot be enforced: %w (run `pybox doctor`, or set best_effort to run without them)", err)
-		}
-		iso.Missing = append(iso.Missing, "cgroup: "+err.Error())
-		cg = nil
-	} else {
-		defer cg.Delete()
-		iso.Cgroup = cg.Version()
-		iso.Limits.MemoryBytes = int64(req.Memory)
-		iso.Limits.Pids = req.Pids
-		iso.Limits.CPUs = req.CPUs
-	}
-
-	// Run directory: bundle, runsc state, tmpfs for /work, /tmp, channel.
-	// The channel holds the exec frame and the result frames (capped by
-	// readResult's frame cap, twice, plus slack).
-	maxFrame := int(req.OutputLimit)*2 + 1<<20
-	chanBytes := int64(in.Len()) + int64(maxFrame)*2 + 1<<20
-	d, err := makeRunDir(filepath.Join(b.dir, fmt.Sprintf("%d-run%d", os.Getpid(), n)), int64(req.Disk), chanBytes)
-	if err != nil {
-		return fmt.Errorf("gvisor: run directory: %w", err)
-	}
-	removed := false
-	defer func() {
-		if !removed {
-			_ = d.remove()
-		}
-	}()
-	if err := writeFiles(d.work(), req.Files); err != nil {
-		return err
-	}
-	if err := d.writeChannel(in.Bytes()); err != nil {
-		return fmt.Errorf("gvisor: channel: %w", err)
-	}
-	if err := makeRootfs(d.rootfs(), &b.lay, req.Mounts); err != nil {
-		return err
-	}
-	spec := makeSpec(specInput{
-		args:   runner.Args(argv0, guestChan+"/"+chanIn, guestChan+"/"+chanOut),
-		env:    guest.Environ(req),
-		disk:   int64(req.Disk),
-		pids:   req.Pids,
-		lay:    &b.lay,
-		extra:  extra,
-		mounts: req.Mounts,
-		d:      d,
-	})
-	sb, err := json.Marshal(spec)
-	if err != nil {
-		return fmt.Errorf("gvisor: encode OCI spec: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(d.bundle(), "config.json"), sb, 0o600); err != nil {
-		return fmt.Errorf("gvisor: %w", err)
-	}
-
-	// Pipes for stdout and stderr.
-	var closers []io.Closer
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	closers = append(closers, outR, outW)
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	closers = append(closers, errR, errW)
-
-	id := fmt.Sprintf("pybox-%d-%d", os.Getpid(), n)
-	args := []string{
-		"--root=" + d.state(),
-		"--platform=" + b.platform,
-		"--network=none",
-		"--ignore-cgroups",
-		// Nothing but this run changes its mounts while it runs (/usr and
-		// /etc are read-only, /work and /tmp are private tmpfs), so the
-		// sentry may cache them instead of revalidating every lookup with
-		// the gofer: much faster imports.
-		"--file-access-mounts=exclusive",
-		"--log=" + filepath.Join(d.path, "runsc.log"),
-		"run", "--bundle=" + d.bundle(), id,
-	}
-	cmd, gateR, gateW, err := b.command(args, cg, outW, errW)
-	if err != nil {
-		return err
-	}
-	if gateR != nil {
-		closers = append(closers, gateR, gateW)
-	}
-	tStart := time.Now()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("gvisor: start runsc: %w", err)
-	}
-	waited := false
-	kill := func() {
-		if cg != nil {
-			_ = cg.Kill()
-		}
-		_ = cmd.Process.Kill()
-	}
-	defer func() {
-		if !waited {
-			kill()
-			_ = cmd.Wait()
-		}
-	}()
-	outW.Close()
-	errW.Close()
-	if gateW != nil {
-		// v1: move the gate shell into the group, then let it exec runsc,
-		// so that every process runsc starts is born inside the group.
-		gateR.Close()
-		err := cg.AddProc(cmd.Process.Pid)
-		if err == nil {
-			_, err = gateW.Write([]byte{'\n'})
-		}
-		gateW.Close()
-		if err != nil {
-			return fmt.Errorf("gvisor: join cgroup: %w", err)
+	key, poolable := b.poolKey(req, argv0, extra)
+	if poolable {
+		// Top the pool up once this run is over (not during it: boots
+		// would compete with it for the CPUs).
+		defer b.refill(key, req)
+		for {
+			sb := b.takePooled(key)
+			if sb == nil {
+				break
+			}
+			nothingRan, err := b.exec(ctx, sb, r, frame.Bytes())
+			if !nothingRan {
+				return err
+			}
+			// The sandbox died before the runner read a byte of its
+			// frame: nothing ran, so another sandbox may run it.
+			r.reset(b.platform)
 		}
 	}
-
-	var wg sync.WaitGroup
-	var stdout, stderr guest.Output
-	limit := int64(req.OutputLimit)
-	over := func() { r.set(&r.outputOver); kill() }
-	wg.Add(2)
-	go func() { defer wg.Done(); stdout.Read(outR, limit, r.hooks.Stdout, over) }()
-	go func() { defer wg.Done(); stderr.Read(errR, limit, r.hooks.Stderr, over) }()
-
-	timer := time.NewTimer(req.Timeout.D())
-	defer timer.Stop()
-	waitDone := make(chan error, 1)
-	go func() { waitDone <- cmd.Wait() }()
-	select {
-	case <-waitDone:
-	case <-timer.C:
-		r.set(&r.timedOut)
-		kill()
-		<-waitDone
-	case <-ctx.Done():
-		r.set(&r.cancelled)
-		kill()
-		<-waitDone
-	}
-	waited = true
-	tWaited := time.Now()
-	// runsc has exited; whatever it left (a sentry or gofer it did not
-	// reap, platform stubs) dies with the group before anything is read.
-	if cg != nil {
-		_ = cg.Kill()
-	} else {
-		b.forceDelete(d, id)
-	}
-	wg.Wait()
-
-	var stats cgroup.Stats
-	if cg != nil {
-		stats, _ = cg.Stats()
-	}
-	fin := finishInput{stdout: &stdout, stderr: &stderr, stats: stats, haveStats: cg != nil, exitCode: -1}
-	if cmd.ProcessState != nil {
-		fin.exitCode = cmd.ProcessState.ExitCode() // -1 when killed by a signal
-	}
-	fin.started, fin.frames = readChannel(filepath.Join(d.chan_(), chanOut), maxFrame, limit)
-	if req.CollectFiles {
-		fin.files, fin.filesTruncated = collect(d.work(), int64(req.FilesLimit))
-	}
-	if log, err := os.ReadFile(filepath.Join(d.path, "runsc.log")); err == nil {
-		fin.runscLog = string(log)
-	}
-	err = d.remove()
-	removed = true
 	if trace {
-		fmt.Fprintf(os.Stderr, "pybox trace: gvisor setup %v, runsc %v, teardown %v\n", tStart.Sub(r.start), tWaited.Sub(tStart), time.Since(tWaited))
+		fmt.Fprintf(os.Stderr, "pybox trace: gvisor cold run (policy poolable: %v)\n", poolable)
 	}
+	sb, err := b.boot(req, argv0, extra)
 	if err != nil {
-		return fmt.Errorf("gvisor: remove run directory: %w", err)
+		return err
 	}
-	return b.finish(r, fin)
+	_, err = b.exec(ctx, sb, r, frame.Bytes())
+	return err
 }
 
 // command builds the runsc command. On cgroup v2 it is started straight
@@ -457,8 +368,11 @@ func (b *gvisorBackend) forceDelete(d *runDir, id string) {
 }
 
 // readChannel reads the runner's result file: whether the runner started
-// (it truncates the placeholder) and the frames it wrote.
-func readChannel(p string, maxFrame int, limit int64) (started bool, f *guest.Frames) {
+// (it truncates the placeholder) and the frames it wrote, up to byte end
+// when end >= 0 (the end of the exit frame that ended the run: a daemon
+// thread or child of the code may still have been writing when it was
+// killed).
+func readChannel(p string, maxFrame int, limit int64, end int64) (started bool, f *guest.Frames) {
 	f = &guest.Frames{}
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
@@ -477,13 +391,20 @@ func readChannel(p string, maxFrame int, limit int64) (started bool, f *guest.Fr
 		f.Err = err
 		return true, f
 	}
-	f.Read(fh, maxFrame, limit)
+	var rd io.Reader = fh
+	if end >= 0 {
+		rd = io.LimitReader(fh, end)
+	}
+	f.Read(rd, maxFrame, limit)
 	return true, f
 }
 
 type finishInput struct {
-	started        bool
+	started bool
+	// exitCode is the runner's exit status, from its exit frame when
+	// exitFrame is set, else runsc's exit code (-1 when killed).
 	exitCode       int
+	exitFrame      bool
 	frames         *guest.Frames
 	stdout, stderr *guest.Output
 	files          []api.OutFile
@@ -509,9 +430,10 @@ func (b *gvisorBackend) finish(r *run, in finishInput) error {
 	r.mu.Unlock()
 	oom := in.haveStats && in.stats.OOMKills > 0
 	code := in.exitCode
-	// runsc exits with 128+n when the code died of signal n; a result
-	// frame means the interpreter went through its normal exit instead.
-	signalled := code > runscFailed && code < runscFailed+65 && in.frames.Result == nil
+	// runsc exits with 128+n when the code died of signal n; an exit or
+	// result frame means the interpreter went through its normal exit
+	// instead.
+	signalled := code > runscFailed && code < runscFailed+65 && !in.exitFrame && in.frames.Result == nil
 
 	switch {
 	case timedOut:

@@ -27,6 +27,15 @@ func TestOptions(t *testing.T) {
 	env := map[string]string{EnvRunsc: "/x/runsc", EnvPlatform: "kvm", EnvDir: "/d"}
 	o := OptionsFromEnv(func(k string) string { return env[k] })
 	require.Equal(t, Options{Runsc: "/x/runsc", Platform: "kvm", Dir: "/d"}, o)
+	for v, off := range map[string]bool{"0": true, "off": true, "false": true, "1": false, "": false} {
+		o := OptionsFromEnv(func(k string) string {
+			if k == EnvPool {
+				return v
+			}
+			return ""
+		})
+		require.Equal(t, off, o.NoPool, "%s=%q", EnvPool, v)
+	}
 	tests := []struct {
 		name    string
 		o       Options
@@ -54,10 +63,17 @@ type outcome struct {
 
 func code(n int) *int { return &n }
 
+// finaliseCode leaves work for the interpreter's exit: a non-daemon thread
+// that prints later and an atexit handler, then sys.exit(4). The run ends
+// only after both, as on the native backend.
+const finaliseCode = "import atexit, sys, threading, time\n" +
+	"def late():\n    time.sleep(0.2)\n    print('thread')\n" +
+	"atexit.register(print, 'atexit')\nthreading.Thread(target=late).start()\nprint('main')\nsys.exit(4)"
+
 // TestRuns runs real sandboxes in parallel, then checks that none of them
 // left a process, a mount, a cgroup or a file behind.
 func TestRuns(t *testing.T) {
-	newTestBackend(t)
+	tb := newOwnBackend(t, testOptions())
 	t.Run("group", func(t *testing.T) {
 		cases := []struct {
 			name string
@@ -73,6 +89,7 @@ func TestRuns(t *testing.T) {
 			{name: "exit 0", req: api.Request{Code: "import sys\nsys.exit(0)"}, want: outcome{status: api.StatusSuccess, exitCode: code(0)}},
 			{name: "exit 3", req: api.Request{Code: "import sys\nsys.exit(3)"}, want: outcome{status: api.StatusRunError, exitCode: code(3)}},
 			{name: "os._exit 5", req: api.Request{Code: "import os\nos._exit(5)"}, want: outcome{status: api.StatusRunError, exitCode: code(5)}},
+			{name: "finalisation", req: api.Request{Code: finaliseCode}, want: outcome{status: api.StatusRunError, stdout: "main\nthread\natexit\n", exitCode: code(4)}},
 			{name: "stderr", req: api.Request{Code: "import sys\nprint('oops', file=sys.stderr)"}, want: outcome{status: api.StatusSuccess, stderrHas: "oops"}},
 			{name: "sigkill self", req: api.Request{Code: "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"}, want: outcome{status: api.StatusKilled, signal: "SIGKILL", exitCode: code(-1)}},
 			{name: "identity", req: api.Request{Code: "import os, socket\nprint(os.getuid(), os.getgid(), os.getcwd(), socket.gethostname())"}, want: outcome{status: api.StatusSuccess, stdout: "1000 1000 /work pybox\n"}},
@@ -92,13 +109,13 @@ func TestRuns(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
-				res := runReq(t, tc.req)
+				res := runOn(t, tb, tc.req)
 				check(t, res, tc.want)
 			})
 		}
 		t.Run("timeout kills everything", func(t *testing.T) {
 			t.Parallel()
-			res := runReq(t, api.Request{
+			res := runOn(t, tb, api.Request{
 				Code:    "import subprocess, threading, time, os\nsubprocess.Popen(['sleep', '1000'])\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(1000)\nthreading.Thread(target=time.sleep, args=(1000,)).start()\nprint('started', flush=True)\ntime.sleep(1000)",
 				Timeout: api.Duration(time.Second),
 			})
@@ -106,7 +123,7 @@ func TestRuns(t *testing.T) {
 		})
 		t.Run("cancel", func(t *testing.T) {
 			t.Parallel()
-			b := newTestBackend(t)
+			b := tb
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			req := api.Request{Backend: Name, Code: "print('go', flush=True)\nimport time\ntime.sleep(1000)"}.WithDefaults()
@@ -121,16 +138,16 @@ func TestRuns(t *testing.T) {
 		})
 		t.Run("output limit truncates", func(t *testing.T) {
 			t.Parallel()
-			res := runReq(t, api.Request{Code: "import sys\nsys.stdout.write('y' * 100000)", OutputLimit: 1000})
+			res := runOn(t, tb, api.Request{Code: "import sys\nsys.stdout.write('y' * 100000)", OutputLimit: 1000})
 			check(t, res, outcome{status: api.StatusOutputLimit})
 			require.True(t, res.StdoutTruncated)
 			require.Equal(t, strings.Repeat("y", 1000), res.Stdout)
 		})
-		t.Run("files", testFiles)
-		t.Run("host loopback unreachable", testLoopback)
+		t.Run("files", func(t *testing.T) { testFiles(t, tb) })
+		t.Run("host loopback unreachable", func(t *testing.T) { testLoopback(t, tb) })
 		t.Run("bad python", func(t *testing.T) {
 			t.Parallel()
-			b := newTestBackend(t)
+			b := tb
 			req := api.Request{Backend: Name, Code: "1", Python: "/nonexistent/python3"}.WithDefaults()
 			res, err := b.Run(context.Background(), &req, backend.Hooks{})
 			require.Error(t, err)
@@ -138,7 +155,7 @@ func TestRuns(t *testing.T) {
 		})
 		t.Run("isolation", func(t *testing.T) {
 			t.Parallel()
-			res := runReq(t, api.Request{Code: "1", Memory: 100 << 20, Pids: 10, CPUs: 0.5})
+			res := runOn(t, tb, api.Request{Code: "1", Memory: 100 << 20, Pids: 10, CPUs: 0.5})
 			iso := res.Isolation
 			require.Equal(t, Name, iso.Backend)
 			require.NotNil(t, iso.UID)
@@ -151,6 +168,7 @@ func TestRuns(t *testing.T) {
 			require.Len(t, iso.Missing, 0)
 		})
 	})
+	require.NoError(t, tb.Close(context.Background()))
 	checkNothingLeft(t)
 }
 
@@ -178,7 +196,7 @@ func check(t *testing.T, res *api.Result, want outcome) {
 	}
 }
 
-func testFiles(t *testing.T) {
+func testFiles(t *testing.T, tb backend.Backend) {
 	t.Parallel()
 	code := `import os
 print(open('in.txt').read(), open('sub/data.bin', 'rb').read().hex(), oct(os.stat('sub/run.sh').st_mode & 0o777), os.stat('in.txt').st_uid)
@@ -189,7 +207,7 @@ os.symlink('/etc/passwd', 'link')
 os.symlink('/proc/1/environ', 'link2')
 open('big.bin', 'wb').write(b'z' * 5000)
 `
-	res := runReq(t, api.Request{
+	res := runOn(t, tb, api.Request{
 		Code: code,
 		Files: []api.File{
 			{Name: "in.txt", Data: []byte("hello")},
@@ -215,7 +233,7 @@ open('big.bin', 'wb').write(b'z' * 5000)
 	require.True(t, res.FilesTruncated, "big.bin is over the files limit")
 }
 
-func testLoopback(t *testing.T) {
+func testLoopback(t *testing.T, tb backend.Backend) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -231,7 +249,7 @@ func testLoopback(t *testing.T) {
 		}
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
-	res := runReq(t, api.Request{Code: fmt.Sprintf("import socket\ns = socket.socket()\ns.settimeout(5)\ntry:\n    s.connect(('127.0.0.1', %d))\n    print('reached', s.recv(10))\nexcept OSError as e:\n    print(type(e).__name__)", port)})
+	res := runOn(t, tb, api.Request{Code: fmt.Sprintf("import socket\ns = socket.socket()\ns.settimeout(5)\ntry:\n    s.connect(('127.0.0.1', %d))\n    print('reached', s.recv(10))\nexcept OSError as e:\n    print(type(e).__name__)", port)})
 	check(t, res, outcome{status: api.StatusSuccess, stdout: "ConnectionRefusedError\n"})
 }
 
@@ -239,6 +257,7 @@ func testLoopback(t *testing.T) {
 // test process's runs is still there.
 func checkNothingLeft(t *testing.T) {
 	t.Helper()
+	settleShared()
 	dir := testOptions().Dir
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {

@@ -5,6 +5,7 @@ package gvisor
 import (
 	"fmt"
 
+	"github.com/pybox-dev/pybox/internal/api"
 	"github.com/pybox-dev/pybox/internal/backend"
 )
 
@@ -19,3 +20,6 @@ func newFromEnv() (backend.Backend, error) { return New(Options{}) }
 func Available(o Options) error {
 	return fmt.Errorf("gvisor: runsc needs Linux: %w", backend.ErrUnsupported)
 }
+
+// Pooled reports 0: there is no pool without Linux.
+func Pooled(be backend.Backend, req *api.Request) int { return 0 }

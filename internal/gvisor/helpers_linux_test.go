@@ -21,12 +21,24 @@ var (
 // testDir keeps the tests' run directories apart from a real pybox's.
 const testDir = "/run/pybox-gvisor-test"
 
+// testOptions are the options of the shared backend: pool off, so that
+// no test leaves pooled sandboxes behind for the next one's
+// checkNothingLeft (the pool's tests use a backend of their own).
 func testOptions() Options {
 	o := OptionsFromEnv(os.Getenv)
 	if o.Dir == "" {
 		o.Dir = testDir
 	}
+	o.NoPool = true
 	return o
+}
+
+// settleShared waits for the shared backend's background teardowns (no
+// run may be in flight).
+func settleShared() {
+	if b, ok := shared.(*gvisorBackend); ok {
+		b.bg.Wait()
+	}
 }
 
 // newTestBackend returns the backend shared by the package's tests, or
@@ -40,10 +52,26 @@ func newTestBackend(t *testing.T) backend.Backend {
 	return shared
 }
 
-// runReq defaults, validates and runs req.
+// newOwnBackend returns a backend of the test's own, with options o (the
+// caller closes it), or skips like newTestBackend.
+func newOwnBackend(t *testing.T, o Options) backend.Backend {
+	t.Helper()
+	err := Available(o)
+	require.Feature(t, err == nil, "runsc not installed or not usable: %v", err)
+	b, err := New(o)
+	require.NoError(t, err)
+	return b
+}
+
+// runReq defaults, validates and runs req on the shared backend.
 func runReq(t *testing.T, req api.Request) *api.Result {
 	t.Helper()
-	b := newTestBackend(t)
+	return runOn(t, newTestBackend(t), req)
+}
+
+// runOn defaults, validates and runs req on b.
+func runOn(t *testing.T, b backend.Backend, req api.Request) *api.Result {
+	t.Helper()
 	req.Backend = Name
 	req = req.WithDefaults()
 	require.NoError(t, req.Validate())

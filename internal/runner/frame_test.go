@@ -126,7 +126,7 @@ func TestReadFrameLyingPrefix(t *testing.T) {
 }
 
 func TestDecodeMessage(t *testing.T) {
-	one := 1
+	zero, one := 0, 1
 	tests := []struct {
 		name    string
 		in      string
@@ -158,6 +158,17 @@ func TestDecodeMessage(t *testing.T) {
 		{name: "display bad mime", in: `{"type":"display","mime":"text/plain; charset=utf-8","data":"x"}`, wantErr: true},
 		{name: "display mime control", in: `{"type":"display","mime":"text/pl\nain","data":"x"}`, wantErr: true},
 		{name: "display with exit code", in: `{"type":"display","mime":"text/plain","exit_code":0}`, wantErr: true},
+		{name: "exit", in: `{"type":"exit","exit_code":0}`, want: Message{Type: TypeExit, ExitCode: &zero}},
+		{name: "exit code", in: `{"type":"exit","exit_code":1}`, want: Message{Type: TypeExit, ExitCode: &one}},
+		{name: "exit without code", in: `{"type":"exit"}`, wantErr: true},
+		{name: "exit null code", in: `{"type":"exit","exit_code":null}`, wantErr: true},
+		{name: "exit code too big", in: `{"type":"exit","exit_code":256}`, wantErr: true},
+		{name: "exit code negative", in: `{"type":"exit","exit_code":-1}`, wantErr: true},
+		{name: "exit with ok", in: `{"type":"exit","ok":true,"exit_code":0}`, wantErr: true},
+		{name: "exit with error", in: `{"type":"exit","error":"x","exit_code":1}`, wantErr: true},
+		{name: "exit with return value", in: `{"type":"exit","return_value":1,"exit_code":0}`, wantErr: true},
+		{name: "exit with mime", in: `{"type":"exit","mime":"text/plain","exit_code":0}`, wantErr: true},
+		{name: "exit unknown field", in: `{"type":"exit","exit_code":0,"signal":9}`, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,6 +208,7 @@ func FuzzDecodeMessage(f *testing.F) {
 		`{"type":"result","ok":true,"return_value":{"a":[1,2.5,"x",null]}}`,
 		`{"type":"display","mime":"image/png","data":"iVBORw0KGgo="}`,
 		`{"type":"display","mime":"text/html","data":"<b>"}`,
+		`{"type":"exit","exit_code":120}`,
 		`{"type":"nope"}`, `[]`, `null`, ``, `{"type":"result","return_value":1e999}`,
 	} {
 		f.Add([]byte(s))
@@ -206,7 +218,7 @@ func FuzzDecodeMessage(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if m.Type != TypeResult && m.Type != TypeDisplay {
+		if m.Type != TypeResult && m.Type != TypeDisplay && m.Type != TypeExit {
 			t.Fatalf("accepted type %q", m.Type)
 		}
 		if m.ReturnValue != nil && !json.Valid(m.ReturnValue) {

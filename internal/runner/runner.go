@@ -27,6 +27,13 @@
 // the SystemExit code if the code called sys.exit (right after that frame's
 // result), else 1 if the last exec failed, else 0.
 //
+// With IN "0" (gvisor: the frames arrive on stdin, which the runner moves to
+// an fd >= 100, giving the code /dev/null) the runner runs one exec frame,
+// then does what Python's finalisation does before exit (joins non-daemon
+// threads, runs atexit handlers, flushes stdio), sends an "exit" [Message]
+// with its exit status and exits with it at once, so that the supervisor
+// need not wait for the sandbox to shut down.
+//
 // # Trust
 //
 // The runner shares its process with untrusted code, which can find the
@@ -62,6 +69,8 @@ const (
 	TypeExec    = "exec"
 	TypeResult  = "result"
 	TypeDisplay = "display"
+	// TypeExit is the gvisor runner's last frame (see [Message]).
+	TypeExit = "exit"
 )
 
 // DefaultMaxFrame is a frame cap that fits every message the runner sends
@@ -136,12 +145,17 @@ func NewExec(code string, globals json.RawMessage) Exec {
 	return Exec{Type: TypeExec, Code: code, Globals: globals}
 }
 
-// Message is a frame sent by the runner: a "result" (after each exec) or a
-// "display" (a rich output, before the result of the exec that made it).
+// Message is a frame sent by the runner: a "result" (after each exec), a
+// "display" (a rich output, before the result of the exec that made it), or
+// an "exit": only with IN "0" (gvisor), after the result, once the runner
+// has done what Python's finalisation does before exit (joined non-daemon
+// threads, run atexit handlers, flushed stdio), right before the process
+// exits with ExitCode.
 type Message struct {
 	Type string `json:"type"`
 
-	// OK, ReturnValue, Error and ExitCode belong to "result".
+	// OK, ReturnValue, Error and ExitCode belong to "result"; ExitCode
+	// alone to "exit".
 	OK bool `json:"ok"`
 	// ReturnValue is the JSON value of the trailing expression; nil if the
 	// code has none or it was None.
@@ -149,8 +163,9 @@ type Message struct {
 	// Error is the traceback (or SyntaxError text) formatted like CPython,
 	// starting at File "main.py", with a trailing newline.
 	Error string `json:"error,omitempty"`
-	// ExitCode is set (0-255) only when the code raised SystemExit; the
-	// runner then exits with that code right after the result.
+	// ExitCode is set (0-255) in a result only when the code raised
+	// SystemExit; the runner then exits with that code right after the
+	// result. An exit always has it: the status the process exits with.
 	ExitCode *int `json:"exit_code,omitempty"`
 
 	// MIME and Data belong to "display". Data is text for text types and
@@ -222,8 +237,9 @@ func ReadFrame(r io.Reader, max int) ([]byte, error) {
 
 // DecodeMessage decodes and validates one runner frame payload. It rejects
 // invalid UTF-8 or JSON, unknown types and fields, trailing data, fields that
-// do not belong to the type, exit codes outside 0-255 and malformed MIME
-// types. A return_value of JSON null is kept as "null".
+// do not belong to the type, exit codes outside 0-255 (or missing from an
+// exit) and malformed MIME types. A return_value of JSON null is kept as
+// "null".
 func DecodeMessage(b []byte) (Message, error) {
 	var m Message
 	if !utf8.Valid(b) {
@@ -261,6 +277,16 @@ func DecodeMessage(b []byte) (Message, error) {
 		}
 		if err := checkMIME(m.MIME); err != nil {
 			return Message{}, err
+		}
+	case TypeExit:
+		if m.OK || m.ReturnValue != nil || m.Error != "" || m.MIME != "" || m.Data != "" {
+			return Message{}, errors.New("runner: bad exit: has fields other than exit_code")
+		}
+		if m.ExitCode == nil {
+			return Message{}, errors.New("runner: bad exit: no exit_code")
+		}
+		if *m.ExitCode < 0 || *m.ExitCode > 255 {
+			return Message{}, fmt.Errorf("runner: bad exit: exit_code %d outside 0-255", *m.ExitCode)
 		}
 	case "":
 		return Message{}, errors.New("runner: bad message: no type")

@@ -1,14 +1,16 @@
 # pybox runner: runs inside every sandbox as
 #     python -I -S -B -c <this source> IN OUT
-# IN/OUT are fd numbers (native) or file paths (wasm). Frames both ways are a
-# 4-byte big-endian length then UTF-8 JSON. See docs/protocol.md.
+# IN/OUT are fd numbers (native; gvisor's IN is 0, its stdin) or file paths
+# (wasm). Frames both ways are a 4-byte big-endian length then UTF-8 JSON.
+# See docs/protocol.md.
 #
 # Startup cost matters. Python compiles this whole source on every start
 # (about 1.2M instructions per KiB of code, 0.2M per KiB of string literal),
 # so only what every run needs is plain code. The rest (return value
-# conversion, top-level await, error formatting, display and matplotlib)
-# lives in the strings _JSON, _ASYNC, _ERR and _DISPLAY, compiled on first
-# use by _lazy(). Import nothing eagerly that `python -I` has not loaded.
+# conversion, top-level await, error formatting, gvisor's end, display and
+# matplotlib) lives in the strings _JSON, _ASYNC, _ERR, _EXIT and _DISPLAY,
+# compiled on first use by _lazy(). Import nothing eagerly that `python -I`
+# has not loaded.
 import sys, os
 
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE
@@ -73,7 +75,13 @@ def _open(spec, write):
             except OSError:
                 break
         os.dup2(fd, t, inheritable=False)
-        os.close(fd)
+        if fd == 0:
+            # gvisor sends the frames on stdin: the code gets /dev/null.
+            n = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(n, 0)
+            os.close(n)
+        else:
+            os.close(fd)
         return t
     except (AttributeError, OSError, NotImplementedError):
         return fd  # WASI and friends (no dup2): keep it as it is
@@ -217,6 +225,12 @@ def main():
         return 2
     infd = _open(sys.argv[1], False)
     _out = _open(sys.argv[2], True)
+    gv = sys.argv[1] == "0"
+    if gv:
+        # gvisor boots runners ahead of their frame: set up the compiler's
+        # AST types (~1 ms) and compile the runner's end while waiting.
+        compile("0", "main.py", "exec", _ONLY_AST | _TOP_AWAIT, True)
+        _lazy(_EXIT, "_exit")
     # A fresh __main__ for the user's code, persisting across exec frames.
     m = type(sys)("__main__")
     m.__file__ = "main.py"
@@ -268,6 +282,9 @@ def main():
         if code is not None:
             p += ',"exit_code":%d' % code
         _send(p + "}")
+        if gv:
+            # gvisor runs one exec frame per runner (its stdin stays open).
+            return _lazy(_EXIT, "_exit")(code if code is not None else 0 if ok else 1)
         if code is not None:
             return code
 
@@ -559,6 +576,66 @@ def _safe_str(e):
         return str(e)
     except BaseException:
         return "<unprintable>"
+'''
+
+# The end of a gvisor runner (IN "0"), compiled while it waits for its frame.
+_EXIT = r'''
+def _exit(code):
+    # The supervisor ends the run at the "exit" frame, without waiting
+    # ~10 ms for the sandbox to shut down. So first do what Python's
+    # finalisation does before exit, in its order (Py_FinalizeEx): join the
+    # non-daemon threads, run the atexit handlers, flush sys.stdout and
+    # sys.stderr (exit status 120 if that fails).
+    t = sys.modules.get("threading")
+    if t is not None:
+        try:
+            t._shutdown()
+        except BaseException:
+            pass
+    import atexit
+    atexit._run_exitfuncs()
+    for f in (sys.stdout, sys.stderr):
+        try:
+            closed = f.closed
+        except BaseException:
+            closed = False
+        try:
+            if f is not None and not closed:
+                f.flush()
+        except BaseException as e:
+            code = 120
+            if f is sys.stdout:
+                _unraisable(e, f)
+    _flush()
+    try:
+        _send('{"type":"exit","exit_code":%d}' % code)
+    finally:
+        os._exit(code)
+    return code  # the code replaced os._exit: exit the usual way
+
+
+def _unraisable(e, obj):
+    # Reports e through sys.unraisablehook as PyErr_WriteUnraisable(obj)
+    # does, without this runner's frames.
+    tb = e.__traceback__
+    while tb is not None and tb.tb_frame.f_globals is globals():
+        tb = tb.tb_next
+    hook, got = sys.unraisablehook, []
+
+    class Probe:
+        def __del__(self):
+            raise RuntimeError
+
+    try:
+        # UnraisableHookArgs has no public constructor: have CPython make one.
+        sys.unraisablehook = got.append
+        Probe()
+    finally:
+        sys.unraisablehook = hook
+    try:
+        hook(type(got[0])((type(e), e, tb, None, obj)))
+    except BaseException:
+        pass
 '''
 
 # display() and matplotlib figures.
