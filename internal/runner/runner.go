@@ -28,7 +28,8 @@
 // result), else 1 if the last exec failed, else 0.
 //
 // With IN "0" (gvisor: the frames arrive on stdin, which the runner moves to
-// an fd >= 100, giving the code /dev/null) the runner runs one exec frame,
+// an fd >= 100, giving the code /dev/null), and on WASI (wasm), the runner
+// runs one exec frame,
 // then does what Python's finalisation does before exit (joins non-daemon
 // threads, runs atexit handlers, flushes stdio), sends an "exit" [Message]
 // with its exit status and exits with it at once, so that the supervisor
@@ -69,7 +70,7 @@ const (
 	TypeExec    = "exec"
 	TypeResult  = "result"
 	TypeDisplay = "display"
-	// TypeExit is the gvisor runner's last frame (see [Message]).
+	// TypeExit is the last frame of a gvisor or wasm runner (see [Message]).
 	TypeExit = "exit"
 )
 
@@ -147,7 +148,8 @@ func NewExec(code string, globals json.RawMessage) Exec {
 
 // Message is a frame sent by the runner: a "result" (after each exec), a
 // "display" (a rich output, before the result of the exec that made it), or
-// an "exit": only with IN "0" (gvisor), after the result, once the runner
+// an "exit": only with IN "0" (gvisor) or on WASI (wasm), after the
+// result, once the runner
 // has done what Python's finalisation does before exit (joined non-daemon
 // threads, run atexit handlers, flushed stdio), right before the process
 // exits with ExitCode.

@@ -225,10 +225,13 @@ def main():
         return 2
     infd = _open(sys.argv[1], False)
     _out = _open(sys.argv[2], True)
-    gv = sys.argv[1] == "0"
+    # gvisor (IN "0") and wasm run one exec frame per runner and end the
+    # run at its "exit" frame (see _EXIT).
+    gv = sys.argv[1] == "0" or sys.platform == "wasi"
     if gv:
-        # gvisor boots runners ahead of their frame: set up the compiler's
-        # AST types (~1 ms) and compile the runner's end while waiting.
+        # Both start runners ahead of their frame (a pool, a snapshot): set
+        # up the compiler's AST types (~1 ms) and compile the runner's end
+        # while waiting.
         compile("0", "main.py", "exec", _ONLY_AST | _TOP_AWAIT, True)
         _lazy(_EXIT, "_exit")
     # A fresh __main__ for the user's code, persisting across exec frames.
@@ -283,7 +286,7 @@ def main():
             p += ',"exit_code":%d' % code
         _send(p + "}")
         if gv:
-            # gvisor runs one exec frame per runner (its stdin stays open).
+            # One exec frame per runner (gvisor's stdin stays open).
             return _lazy(_EXIT, "_exit")(code if code is not None else 0 if ok else 1)
         if code is not None:
             return code
@@ -578,7 +581,8 @@ def _safe_str(e):
         return "<unprintable>"
 '''
 
-# The end of a gvisor runner (IN "0"), compiled while it waits for its frame.
+# The end of a gvisor (IN "0") or wasm runner, compiled while it waits for
+# its frame.
 _EXIT = r'''
 def _exit(code):
     # The supervisor ends the run at the "exit" frame, without waiting

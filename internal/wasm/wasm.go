@@ -366,14 +366,16 @@ func (b *Backend) exec(ctx context.Context, in *instance, req *api.Request, hook
 		_ = in.inW.Close() // EOF after one frame: a one-shot runner exits
 	}()
 	var result *runner.Message
+	var exitCode *int
 	var resultErr error
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
-		// The run is over once the runner has sent its result: stop the
+		// The run is over once the runner has sent its exit frame (after
+		// its result, the atexit handlers and the final flush): stop the
 		// interpreter there instead of waiting for CPython to finalize (tens
 		// of milliseconds), and so that nothing it does afterwards counts.
-		result, resultErr = readResult(in.outR, int64(req.OutputLimit), func() {
+		result, exitCode, resultErr = readResult(in.outR, int64(req.OutputLimit), func() {
 			in.stdout.freeze()
 			in.stderr.freeze()
 			in.stop(errFinished)
@@ -388,13 +390,15 @@ func (b *Backend) exec(ctx context.Context, in *instance, req *api.Request, hook
 	res.ExitCode = in.exitCode
 	cause := context.Cause(in.ctx)
 	if errors.Is(cause, errFinished) {
-		// Stopped right after the result frame: the exit code is the one
-		// the runner exits with (docs/protocol.md). Only the code's own
+		// Stopped right at the exit frame: the exit code is the one the
+		// runner exits with (docs/protocol.md). Only the code's own
 		// outcome comes from the guest; limit statuses never do.
 		cause = nil
 		in.exitErr = nil
 		res.ExitCode = 1
 		switch {
+		case exitCode != nil:
+			res.ExitCode = *exitCode
 		case result != nil && result.ExitCode != nil:
 			res.ExitCode = *result.ExitCode
 		case result != nil && result.OK:
@@ -461,11 +465,13 @@ func fromRunner(res *api.Result, m *runner.Message, resultErr error) {
 	}
 }
 
-// readResult reads runner frames until EOF and keeps the last result.
-// It calls done once, after the first result frame.
-func readResult(rd io.Reader, limit int64, done func()) (*runner.Message, error) {
+// readResult reads runner frames until EOF and keeps the last result and
+// the exit code of the first exit frame after a result; done is called at
+// that exit frame.
+func readResult(rd io.Reader, limit int64, done func()) (*runner.Message, *int, error) {
 	maxFrame := int(limit)*2 + 1<<20
 	var last *runner.Message
+	var exit *int
 	for {
 		b, err := runner.ReadFrame(rd, maxFrame)
 		if err != nil {
@@ -476,15 +482,18 @@ func readResult(rd io.Reader, limit int64, done func()) (*runner.Message, error)
 				err = errors.New("no result frame")
 			}
 			_, _ = io.Copy(io.Discard, rd)
-			return last, err
+			return last, exit, err
 		}
 		m, err := runner.DecodeMessage(b)
 		if err != nil {
 			continue
 		}
-		if m.Type == runner.TypeResult {
+		switch {
+		case m.Type == runner.TypeResult:
 			mm := m
 			last = &mm
+		case m.Type == runner.TypeExit && last != nil && exit == nil:
+			exit = m.ExitCode
 			if done != nil {
 				done()
 				done = nil

@@ -1,6 +1,5 @@
 # atexit handlers run after the code, as at any interpreter exit, and their
-# output is kept. (Not on wasm yet: it stops at the result frame.)
-# backends: native,gvisor
+# output is kept.
 # status: success
 # exit_code: 0
 # stdout: main

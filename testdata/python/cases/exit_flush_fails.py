@@ -1,6 +1,5 @@
 # When flushing sys.stdout fails at exit, CPython reports it and exits with
-# status 120. (Not on wasm yet: it stops at the result frame.)
-# backends: native,gvisor
+# status 120.
 # status: run-error
 # exit_code: 120
 # stderr-contains: Exception ignored in: <__main__.Broken object

@@ -1,6 +1,5 @@
 # sys.exit() runs the atexit handlers before the process exits with its
-# code. (Not on wasm yet: it stops at the result frame.)
-# backends: native,gvisor
+# code.
 # status: run-error
 # exit_code: 3
 # stdout: main
