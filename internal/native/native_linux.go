@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -310,7 +311,7 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 	str("pipes")
 	started, startedMono := time.Now(), initproc.MonoNow()
 	err = sb.cmd.Start()
-	if err != nil && initPath != selfExe {
+	if err != nil && initPath != selfExe && execFailed(err) {
 		// The embedded init cannot be executed here (say, a noexec
 		// cache directory): re-execute pybox, now and from now on.
 		initFallback.Store(true)
@@ -341,21 +342,29 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 	// The config first: init builds the sandbox while (on cgroup v1) the
 	// process is moved into the cgroup, then waits for "go" before it
 	// starts the interpreter; or, with a late join, starts it at once.
-	if sb.cg != nil && fd3 == nil && !cfg.Template {
+	if sb.cg != nil && fd3 == nil && !cfg.Template && procChildren() {
 		_, v2 := sb.cg.FD()
 		cfg.LateCgroup = !v2
 	}
 	if err := initproc.WriteFrame(sb.ctrl, cfg); err != nil {
 		return sb, fmt.Errorf("send config to sandbox init: %w", err)
 	}
-	if cfg.RunnerCode != nil && fd3 == nil {
-		// The runner's code first (a 64 KiB pipe holds it; the runner
-		// reads it at once), so that it loads while the cgroup join runs.
-		if err := runner.WriteRaw(sb.rinW, cfg.RunnerCode); err != nil {
-			return sb, fmt.Errorf("send the runner's code: %w", err)
+	// The runner's code is the first frame on its input, before any exec
+	// frame; the interpreter reads it as soon as it starts (so, on the
+	// late-join path, while the join runs).
+	sendCode := func() error {
+		if cfg.RunnerCode == nil || fd3 != nil {
+			return nil
 		}
+		if err := runner.WriteRaw(sb.rinW, cfg.RunnerCode); err != nil {
+			return fmt.Errorf("send the runner's code: %w", err)
+		}
+		return nil
 	}
 	if cfg.LateCgroup {
+		if err := sendCode(); err != nil {
+			return sb, err
+		}
 		go sb.joinLate()
 		str("config-sent")
 		return sb, nil
@@ -372,9 +381,30 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 	if err := initproc.WriteFrame(sb.ctrl, &initproc.Message{Type: "go"}); err != nil {
 		return sb, fmt.Errorf("start sandbox init: %w", err)
 	}
+	// After "go": a pipe smaller than the code (a user over
+	// pipe-user-pages-soft gets one page) must not block before the
+	// interpreter exists to read it.
+	if err := sendCode(); err != nil {
+		return sb, err
+	}
 	str("config-sent")
 	return sb, nil
 }
+
+// execFailed says whether a failed Start is the init program's exec
+// failing (not, say, clone running out of resources).
+func execFailed(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) ||
+		errors.Is(err, syscall.ENOEXEC) || errors.Is(err, syscall.ETXTBSY)
+}
+
+// procChildren says whether /proc/<pid>/task/<tid>/children exists here
+// (CONFIG_PROC_CHILDREN), which the late cgroup join needs to find the
+// interpreter.
+var procChildren = sync.OnceValue(func() bool {
+	_, err := os.Stat(fmt.Sprintf("/proc/%d/task/%d/children", os.Getpid(), os.Getpid()))
+	return err == nil
+})
 
 // selfExe re-executes pybox as the sandbox init.
 const selfExe = "/proc/self/exe"
