@@ -107,7 +107,9 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-*s  %s\n", width, n, commands[n].summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run 'pybox <command> --help' for a command's flags.")
+	fmt.Fprintln(w, "Run 'pybox <command> --help' for a command's flags. Environment variables")
+	fmt.Fprintln(w, "(PYBOX_TRACE=1 to see where a run's time goes, PYBOX_CACHE_DIR, ...) are")
+	fmt.Fprintln(w, "listed in the README's \"Environment\" section.")
 }
 
 func runHelp(args []string) int {
