@@ -89,7 +89,10 @@ var (
 	floodPython = map[string]string{
 		"stdout":    "while True:\n    print('A' * 1000)\n",
 		"stderr":    "import sys\nwhile True:\n    sys.stderr.write('E' * 1000 + '\\n')\n",
-		"one write": "import os\nos.write(1, b'B' * (8 << 20))\n",
+		// One 8 MiB write(2), retried with the rest if it comes back
+		// short (under gVisor a write to the host pipe can be cut short
+		// by a signal; Python's os.write does not retry).
+		"one write": "import os\nb = memoryview(b'B' * (8 << 20))\nwhile b:\n    b = b[os.write(1, b):]\n",
 	}
 	floodChild = map[string]string{
 		"yes": "import subprocess\nsubprocess.run(['/usr/bin/yes', 'flood'])\n",
