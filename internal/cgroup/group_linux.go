@@ -721,7 +721,12 @@ func Cleanup() error {
 		} else {
 			g.suffix = "/" + filepath.Base(p.v1dir["memory"]) + "/" + name
 		}
-		errs = append(errs, g.Delete())
+		// Another pybox may be removing the same stale group right now
+		// (each cleans up when its native backend starts): a group that
+		// vanished under us is gone, which is what we wanted.
+		if err := g.Delete(); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
