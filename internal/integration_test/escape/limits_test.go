@@ -87,11 +87,11 @@ func testMemoryBomb(code string) func(t *testing.T, b *sb) {
 // Output floods.
 var (
 	floodPython = map[string]string{
-		"stdout":    "while True:\n    print('A' * 1000)\n",
-		"stderr":    "import sys\nwhile True:\n    sys.stderr.write('E' * 1000 + '\\n')\n",
+		"stdout": "while True:\n    print('A' * 1000)\n",
+		"stderr": "import sys\nwhile True:\n    sys.stderr.write('E' * 1000 + '\\n')\n",
 		// One 8 MiB write(2), retried with the rest if it comes back
-		// short (under gVisor a write to the host pipe can be cut short
-		// by a signal; Python's os.write does not retry).
+		// short (runsc writes at most what the host pipe holds at the
+		// moment; Python's os.write does not retry).
 		"one write": "import os\nb = memoryview(b'B' * (8 << 20))\nwhile b:\n    b = b[os.write(1, b):]\n",
 	}
 	floodChild = map[string]string{
