@@ -27,7 +27,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"time"
 )
 
 //go:embed bin
@@ -104,5 +106,29 @@ func install(dir string) (string, error) {
 		os.Remove(f.Name())
 		return "", err
 	}
+	prune(dir, filepath.Base(p))
 	return p, nil
+}
+
+// pruneAge is how old another build's copy must be before a new build
+// removes it. A pybox still running that build and needing it afterwards
+// falls back to re-executing itself, so removing one is never fatal.
+const pruneAge = 24 * time.Hour
+
+// prune removes other builds' copies (and stray temporary files) older
+// than pruneAge from dir.
+func prune(dir, keep string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if n == keep || !(strings.HasPrefix(n, "pybox-init-") || strings.HasPrefix(n, ".pybox-init-")) {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > pruneAge {
+			_ = os.Remove(filepath.Join(dir, n))
+		}
+	}
 }

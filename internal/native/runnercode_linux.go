@@ -183,5 +183,16 @@ func storeCode(key string, code []byte) {
 	}
 	if err != nil {
 		os.Remove(f.Name())
+		return
+	}
+	// Code for other runner versions or interpreters: drop what has not
+	// been written for a week (a process still using one recompiles it).
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if n := e.Name(); n != key+".code" && (strings.HasSuffix(n, ".code") || strings.Contains(n, ".tmp")) {
+			if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > 7*24*time.Hour {
+				_ = os.Remove(filepath.Join(dir, n))
+			}
+		}
 	}
 }
