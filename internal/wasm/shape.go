@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 )
@@ -231,7 +233,40 @@ func prepareShape(ctx context.Context, cacheDir string, bin, shape []byte) error
 		return err
 	}
 	m, _ := json.Marshal(shapeMarker{Entry: rel, Size: int64(len(code))})
-	return writeAtomic(shapeMarkerPath(cacheDir, shape), m)
+	marker := shapeMarkerPath(cacheDir, shape)
+	if err := writeAtomic(marker, m); err != nil {
+		return err
+	}
+	pruneShapes(cacheDir, filepath.Base(marker))
+	return nil
+}
+
+// pruneShapes removes the shapes of other builds of pybox.wasm that were
+// prepared more than pruneAge ago: each one's marker and the cache entry
+// (15 MB of machine code) it names.
+func pruneShapes(cacheDir, keep string) {
+	ents, err := os.ReadDir(cacheDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if n == keep || !strings.HasPrefix(n, "pybox-shape-") || !strings.HasSuffix(n, ".json") {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) <= pruneAge {
+			continue
+		}
+		p := filepath.Join(cacheDir, n)
+		if b, err := os.ReadFile(p); err == nil {
+			var m shapeMarker
+			if json.Unmarshal(b, &m) == nil && m.Entry != "" && filepath.IsLocal(m.Entry) {
+				_ = os.Remove(filepath.Join(cacheDir, m.Entry))
+			}
+		}
+		_ = os.Remove(p)
+	}
 }
 
 func writeAtomic(path string, data []byte) error {

@@ -11,8 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // A snapshot is the linear memory of pybox.wasm right after pybox_init:
@@ -213,8 +215,37 @@ func (s *snapshot) save(dir string) error {
 	}
 	if err != nil {
 		_ = os.Remove(f.Name())
+		return err
 	}
-	return err
+	pruneOld(dir, filepath.Base(snapshotPath(dir, s.key)), "pybox-snapshot-", ".pybox-snapshot-")
+	return nil
+}
+
+// pruneAge is how old the files of other builds (snapshots, shapes) must
+// be before a new one removes them. A process still using one finds it
+// gone and makes its own again.
+const pruneAge = 24 * time.Hour
+
+// pruneOld removes files in dir whose names start with one of prefixes,
+// other than keep, last written more than pruneAge ago.
+func pruneOld(dir, keep string, prefixes ...string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var removed []string
+	for _, e := range ents {
+		n := e.Name()
+		if n == keep || !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(n, p) }) {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > pruneAge {
+			if os.Remove(filepath.Join(dir, n)) == nil {
+				removed = append(removed, n)
+			}
+		}
+	}
+	return removed
 }
 
 // buffer returns a new memory buffer of s.size bytes (capacity at least
