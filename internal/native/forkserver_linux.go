@@ -88,32 +88,33 @@ func policyKey(req *api.Request) string {
 // them (or a preloaded module) is served by the template with the preloads.
 var leanNames = []string{"pandas", "scipy", "matplotlib", "sklearn", "seaborn", "statsmodels", "pyarrow", "numba"}
 
-// templateKey is the template that serves req: its policy's, with the
-// preloaded modules when the code names one of them or a module that
-// imports numpy, or else its policy's lean template, which preloads
-// nothing. A lean template is a smaller process, so forking it and
-// tearing its child down costs less; code that imports a preloaded module
-// without naming it (through __import__, say) still works, it just
+// lean says whether req goes to its policy's lean template, which
+// preloads nothing: when the code names no preloaded module and no module
+// that imports numpy. A lean template is a smaller process, so forking it
+// and tearing its child down costs less; code that imports a preloaded
+// module without naming it (through __import__, say) still works, it just
 // imports it itself.
-func (b *nativeBackend) templateKey(req *api.Request) (key string, lean bool) {
-	key = policyKey(req)
+func (b *nativeBackend) lean(req *api.Request) bool {
 	if len(b.preload) == 0 {
-		return key, false
+		return false
 	}
 	for _, m := range b.preload {
 		if top, _, _ := strings.Cut(m, "."); strings.Contains(req.Code, top) {
-			return key, false
+			return false
 		}
 	}
 	if slices.Contains(b.preload, "numpy") {
 		for _, m := range leanNames {
 			if strings.Contains(req.Code, m) {
-				return key, false
+				return false
 			}
 		}
 	}
-	return key + " lean", true
+	return true
 }
+
+// leanKey is the key of a policy's lean template.
+func leanKey(policy string) string { return policy + " lean" }
 
 // warm returns a ready template for req, or nil (and starts one in the
 // background) when none is ready yet.
@@ -123,7 +124,11 @@ func (b *nativeBackend) warm(req *api.Request) *forkServer {
 	if !b.forkServer {
 		return nil
 	}
-	key, lean := b.templateKey(req)
+	policy, lean := policyKey(req), b.lean(req)
+	key := policy
+	if lean {
+		key = leanKey(policy)
+	}
 	fs := b.servers[key]
 	if fs != nil && !fs.usable() {
 		delete(b.servers, key)
@@ -135,13 +140,13 @@ func (b *nativeBackend) warm(req *api.Request) *forkServer {
 	}
 	// A policy's two templates (with and without the preloads) start
 	// together: the next request may well want the other one.
-	if base := policyKey(req); len(b.preload) > 0 {
-		if other := base + " lean"; lean {
-			if b.servers[base] == nil {
-				b.startLocked(base, false, req)
-			}
-		} else if b.servers[other] == nil {
-			b.startLocked(other, true, req)
+	if len(b.preload) > 0 {
+		other := leanKey(policy)
+		if lean {
+			other = policy
+		}
+		if b.servers[other] == nil {
+			b.startLocked(other, !lean, req)
 		}
 	}
 	if fs != nil {

@@ -2,8 +2,6 @@ package runner
 
 import (
 	"bytes"
-	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,28 +36,7 @@ func runStdin(t *testing.T, code string) run {
 	if err := WriteFrame(inW, NewExec(code, nil)); err != nil {
 		t.Fatal(err)
 	}
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatal(err)
-	}
-	r := run{exitCode: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
-	out, err := os.ReadFile(outPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd := bytes.NewReader(out)
-	for {
-		m, err := ReadMessage(rd, DefaultMaxFrame)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("reading %s: %v", outPath, err)
-		}
-		r.msgs = append(r.msgs, m)
-	}
-	return r
+	return finishRun(t, cmd, cmd.Wait(), &stdout, &stderr, outPath)
 }
 
 // TestExitFrame: with IN "0" the runner does what Python's finalisation

@@ -143,6 +143,13 @@ func runPaths(t *testing.T, execs ...Exec) run {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
+	return finishRun(t, cmd, err, &stdout, &stderr, outPath)
+}
+
+// finishRun collects a runner process that has ended (err from Run or
+// Wait): its exit code, output, and the frames it wrote to outPath.
+func finishRun(t *testing.T, cmd *exec.Cmd, err error, stdout, stderr *bytes.Buffer, outPath string) run {
+	t.Helper()
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
 		t.Fatal(err)

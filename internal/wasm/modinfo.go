@@ -38,16 +38,8 @@ func parseModule(b []byte) (*modInfo, error) {
 		return nil, fmt.Errorf("%w: no wasm header", errModule)
 	}
 	mi := &modInfo{exports: map[string]byte{}}
-	r := &reader{b: b, pos: 8}
 	haveMemory := false
-	for r.pos < len(b) {
-		id := r.byte()
-		size := r.u32()
-		if r.err != nil || uint64(r.pos)+uint64(size) > uint64(len(b)) {
-			return nil, fmt.Errorf("%w: section %d overruns the binary", errModule, id)
-		}
-		s := &reader{b: b[:r.pos+int(size)], pos: r.pos}
-		r.pos += int(size)
+	err := sections(b, func(id byte, _ []byte, s *reader) error {
 		switch id {
 		case 2: // imports
 			for n := s.u32(); n > 0 && s.err == nil; n-- {
@@ -60,7 +52,7 @@ func parseModule(b []byte) (*modInfo, error) {
 					s.byte()
 					s.limits()
 				case 2: // memory
-					return nil, fmt.Errorf("%w: imported memory is not supported", errModule)
+					return fmt.Errorf("%w: imported memory is not supported", errModule)
 				case 3: // global
 					s.byte()
 					s.byte()
@@ -70,7 +62,7 @@ func parseModule(b []byte) (*modInfo, error) {
 			}
 		case 5: // memory
 			if n := s.u32(); n != 1 {
-				return nil, fmt.Errorf("%w: want one memory, have %d", errModule, n)
+				return fmt.Errorf("%w: want one memory, have %d", errModule, n)
 			}
 			mi.minPages, _ = s.limits()
 			haveMemory = true
@@ -100,7 +92,7 @@ func parseModule(b []byte) (*modInfo, error) {
 					}
 					v, ok := s.constExpr()
 					if !ok {
-						return nil, fmt.Errorf("%w: a data segment's offset is not a constant", errModule)
+						return fmt.Errorf("%w: a data segment's offset is not a constant", errModule)
 					}
 					off = uint32(v)
 				case 1:
@@ -121,13 +113,38 @@ func parseModule(b []byte) (*modInfo, error) {
 			}
 		}
 		if s.err != nil {
-			return nil, fmt.Errorf("%w: section %d: %v", errModule, id, s.err)
+			return fmt.Errorf("%w: section %d: %v", errModule, id, s.err)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if !haveMemory {
 		return nil, fmt.Errorf("%w: no memory", errModule)
 	}
 	return mi, nil
+}
+
+// sections calls fn for each section of the module b after its 8-byte
+// header: the section's id, its bytes (id and size included) and a reader
+// over its body.
+func sections(b []byte, fn func(id byte, raw []byte, body *reader) error) error {
+	r := &reader{b: b, pos: 8}
+	for r.pos < len(b) {
+		start := r.pos
+		id := r.byte()
+		size := r.u32()
+		if r.err != nil || uint64(r.pos)+uint64(size) > uint64(len(b)) {
+			return fmt.Errorf("%w: section %d overruns the binary", errModule, id)
+		}
+		body := &reader{b: b[:r.pos+int(size)], pos: r.pos}
+		r.pos += int(size)
+		if err := fn(id, b[start:r.pos], body); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // reader decodes the wasm binary format; the first error sticks.

@@ -71,22 +71,13 @@ func makeShape(bin []byte, id []byte) ([]byte, error) {
 	}
 	out := make([]byte, 0, 64<<10)
 	out = append(out, bin[:8]...)
-	r := &reader{b: bin, pos: 8}
-	for r.pos < len(bin) && r.err == nil {
-		start := r.pos
-		id := r.byte()
-		size := r.u32()
-		if r.err != nil || uint64(r.pos)+uint64(size) > uint64(len(bin)) {
-			return nil, fmt.Errorf("%w: section %d overruns the binary", errModule, id)
-		}
-		body := &reader{b: bin[:r.pos+int(size)], pos: r.pos}
-		r.pos += int(size)
+	err := sections(bin, func(id byte, raw []byte, body *reader) error {
 		switch id {
 		case 0, 11, 12: // custom sections, data, data count
 		case 10: // code: one `unreachable` per function
 			n := body.u32()
 			if body.err != nil {
-				return nil, fmt.Errorf("%w: code section", errModule)
+				return fmt.Errorf("%w: code section", errModule)
 			}
 			sec := appendU32(nil, n)
 			for range n {
@@ -94,11 +85,12 @@ func makeShape(bin []byte, id []byte) ([]byte, error) {
 			}
 			out = appendSection(out, 10, sec)
 		default:
-			out = append(out, bin[start:r.pos]...)
+			out = append(out, raw...)
 		}
-	}
-	if r.err != nil {
-		return nil, fmt.Errorf("%w: %v", errModule, r.err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	name := "pybox.shape"
 	cs := appendU32(nil, uint32(len(name)))

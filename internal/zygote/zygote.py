@@ -285,7 +285,10 @@ class Template:
         return pid
 
     def end_anchor(self, anchor):
-        # Kills an anchor (and so its pid namespace) and reaps it.
+        # Kills an anchor and reaps it. The anchor is pid 1 of the
+        # execution's pid namespace: its exit waits until every other
+        # process there is gone, so once it is reaped nothing of the
+        # execution runs any more.
         try:
             os.kill(anchor, signal.SIGKILL)
             os.waitpid(anchor, 0)
@@ -309,15 +312,7 @@ class Template:
                 self.stacks.pop(pid, None)  # an anchor
                 continue
             anchor, status_w = ent
-            try:
-                os.kill(anchor, signal.SIGKILL)
-                # The anchor is pid 1 of the execution's pid namespace: its
-                # exit waits until every other process there is gone, so
-                # once it is reaped nothing of the execution runs any more.
-                os.waitpid(anchor, 0)
-            except OSError:
-                pass
-            self.stacks.pop(anchor, None)
+            self.end_anchor(anchor)
             ex = {"type": "exit"}
             if os.WIFSIGNALED(st):
                 ex["exit_code"], ex["signal"] = -1, os.WTERMSIG(st)
