@@ -171,3 +171,31 @@ func (f *Frames) Read(rd io.Reader, max int, limit int64) {
 		}
 	}
 }
+
+// Settle sets the status of a run whose interpreter ended by itself with
+// res.ExitCode (no limit stopped it), and its return value and error, from
+// the runner's result frame m (nil when there was none; ferr then says
+// why), the same way for every backend.
+func Settle(res *api.Result, m *runner.Message, ferr error) {
+	if m != nil {
+		res.ReturnValue = m.ReturnValue
+		res.Error = m.Error
+	}
+	switch {
+	case res.ExitCode == 0 && (m == nil || m.OK || m.ExitCode != nil):
+		// A clean exit without a result frame happens when the code
+		// closes the protocol pipe or calls os._exit(0): still success.
+		res.Status = api.StatusSuccess
+		res.Error = ""
+	default:
+		res.Status = api.StatusRunError
+		// sys.exit(n) is reported by its exit code alone, as python does.
+		if res.Error == "" && (m == nil || m.ExitCode == nil) {
+			if ferr != nil && m == nil {
+				res.Error = fmt.Sprintf("interpreter exited with code %d without a result (%v)", res.ExitCode, ferr)
+			} else {
+				res.Error = fmt.Sprintf("interpreter exited with code %d", res.ExitCode)
+			}
+		}
+	}
+}

@@ -464,7 +464,7 @@ func (b *gvisorBackend) finish(r *run, in finishInput) error {
 		res.Error = "killed by signal " + res.Signal
 	default:
 		res.ExitCode = code
-		fromRunner(res, in)
+		guest.Settle(res, in.frames.Result, in.frames.Err)
 	}
 	if res.Status == api.StatusSuccess || res.Status == api.StatusRunError {
 		res.Files, res.FilesTruncated = in.files, in.filesTruncated
@@ -484,28 +484,4 @@ func runscError(code int, stderr, log string) string {
 		return strings.TrimSpace(lines[len(lines)-1])
 	}
 	return "runsc exited with code " + strconv.Itoa(code) + " before starting the interpreter"
-}
-
-// fromRunner sets the status of a run whose interpreter exited normally,
-// from its exit code and the runner's result frame (as the native backend).
-func fromRunner(res *api.Result, in finishInput) {
-	m := in.frames.Result
-	if m != nil {
-		res.ReturnValue = m.ReturnValue
-		res.Error = m.Error
-	}
-	switch {
-	case res.ExitCode == 0 && (m == nil || m.OK || m.ExitCode != nil):
-		res.Status = api.StatusSuccess
-		res.Error = ""
-	default:
-		res.Status = api.StatusRunError
-		if res.Error == "" {
-			if in.frames.Err != nil && m == nil {
-				res.Error = fmt.Sprintf("interpreter exited with code %d without a result (%v)", res.ExitCode, in.frames.Err)
-			} else {
-				res.Error = fmt.Sprintf("interpreter exited with code %d", res.ExitCode)
-			}
-		}
-	}
 }

@@ -815,12 +815,8 @@ func fromRunner(res *api.Result, in outcome) {
 	if in.frames != nil {
 		m, ferr = in.frames.Result, in.frames.Err
 	}
-	if m != nil {
-		res.ReturnValue = m.ReturnValue
-		res.Error = m.Error
-		if m.ExitCode != nil && in.exit == nil {
-			res.ExitCode = *m.ExitCode
-		}
+	if m != nil && m.ExitCode != nil && in.exit == nil {
+		res.ExitCode = *m.ExitCode
 	}
 	if in.exit == nil && m != nil && m.ExitCode == nil {
 		// A session execution that did not exit the interpreter.
@@ -829,23 +825,7 @@ func fromRunner(res *api.Result, in outcome) {
 			res.ExitCode = 1
 		}
 	}
-	switch {
-	case res.ExitCode == 0 && (m == nil || m.OK || m.ExitCode != nil):
-		// A clean exit without a result frame happens when the code
-		// closes the protocol pipe or calls os._exit(0): still success.
-		res.Status = api.StatusSuccess
-		res.Error = ""
-	default:
-		res.Status = api.StatusRunError
-		// sys.exit(n) is reported by its exit code alone, as python does.
-		if res.Error == "" && (m == nil || m.ExitCode == nil) {
-			if ferr != nil && m == nil {
-				res.Error = fmt.Sprintf("interpreter exited with code %d without a result (%v)", res.ExitCode, ferr)
-			} else {
-				res.Error = fmt.Sprintf("interpreter exited with code %d", res.ExitCode)
-			}
-		}
-	}
+	guest.Settle(res, m, ferr)
 }
 
 func (b *nativeBackend) config(req *api.Request) (*initproc.Config, error) {

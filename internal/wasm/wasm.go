@@ -62,6 +62,7 @@ import (
 
 	"github.com/pybox-dev/pybox/internal/api"
 	"github.com/pybox-dev/pybox/internal/backend"
+	"github.com/pybox-dev/pybox/internal/guest"
 	"github.com/pybox-dev/pybox/internal/runner"
 )
 
@@ -430,7 +431,7 @@ func (b *Backend) exec(ctx context.Context, in *instance, req *api.Request, hook
 			res.Error = result.Error
 		}
 	default:
-		fromRunner(res, result, resultErr)
+		guest.Settle(res, result, resultErr)
 	}
 	if req.CollectFiles && (res.Status == api.StatusSuccess || res.Status == api.StatusRunError) {
 		files, truncated, err := collectFiles(in.workDir, int64(req.FilesLimit))
@@ -440,29 +441,6 @@ func (b *Backend) exec(ctx context.Context, in *instance, req *api.Request, hook
 		res.Files, res.FilesTruncated = files, truncated
 	}
 	return nil
-}
-
-// fromRunner sets the status of a run whose interpreter exited by itself,
-// from its exit code and the runner's result frame (as the native backend).
-func fromRunner(res *api.Result, m *runner.Message, resultErr error) {
-	if m != nil {
-		res.ReturnValue = m.ReturnValue
-		res.Error = m.Error
-	}
-	switch {
-	case res.ExitCode == 0 && (m == nil || m.OK || m.ExitCode != nil):
-		res.Status = api.StatusSuccess
-		res.Error = ""
-	default:
-		res.Status = api.StatusRunError
-		if res.Error == "" {
-			if resultErr != nil && m == nil {
-				res.Error = fmt.Sprintf("interpreter exited with code %d without a result (%v)", res.ExitCode, resultErr)
-			} else {
-				res.Error = fmt.Sprintf("interpreter exited with code %d", res.ExitCode)
-			}
-		}
-	}
 }
 
 // readResult reads runner frames until EOF and keeps the last result and
