@@ -253,6 +253,45 @@ func TestForkServerTemplateDies(t *testing.T) {
 	t.Fatal("no new template after the old one died")
 }
 
+// TestForkServerSpares: the template sets up the next execution's child
+// while idle (a spare, made with the last request's disk size). A spare
+// serves a request with another disk size only after it is replaced, and
+// a request that follows an idle time gets a fresh sandbox like any other.
+func TestForkServerSpares(t *testing.T) {
+	sb := warmSandbox(t)
+	const code = "import os\nst = os.statvfs('/work')\nprint(st.f_blocks * st.f_frsize, os.listdir('/work'), os.listdir('/tmp'))\nopen('/work/w', 'w').write('x'); open('/tmp/t', 'w').write('x')"
+	for _, disk := range []pybox.Size{8 << 20, 8 << 20, 16 << 20, 8 << 20} {
+		time.Sleep(100 * time.Millisecond) // the spare is made meanwhile
+		res := warmRun(t, sb, pybox.Request{Code: code, Disk: disk})
+		require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+		require.Equal(t, fmt.Sprintf("%d [] []\n", disk), res.Stdout)
+	}
+
+	// A spare killed while it waits is replaced: the run is still warm.
+	time.Sleep(100 * time.Millisecond)
+	killed := 0
+	out, _ := exec.Command("pgrep", "-f", "pybox fork-server template").Output()
+	for _, tpl := range strings.Fields(string(out)) {
+		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%s/task/%s/children", tpl, tpl))
+		for _, kid := range strings.Fields(string(kids)) {
+			st, _ := os.ReadFile("/proc/" + kid + "/status")
+			for _, l := range strings.Split(string(st), "\n") {
+				// pid 2 of its own pid namespace: a spare (pid 1 is
+				// its anchor).
+				if f := strings.Fields(l); len(f) > 2 && f[0] == "NSpid:" && f[len(f)-1] == "2" {
+					require.NoError(t, exec.Command("kill", "-9", kid).Run())
+					killed++
+				}
+			}
+		}
+	}
+	require.True(t, killed > 0, "no spare found")
+	time.Sleep(50 * time.Millisecond)
+	res := warmRun(t, sb, pybox.Request{Code: "print('after')", Disk: 8 << 20})
+	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+	require.Equal(t, "after\n", res.Stdout)
+}
+
 // TestForkServerOrphans: an orphan of the code (reparented to the pid
 // namespace's anchor) that exits does not end the execution.
 func TestForkServerOrphans(t *testing.T) {

@@ -472,16 +472,10 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 		fds = append(fds, int(f.Fd()))
 	}
 	mark("pipes")
+	// The input files and the code go into their pipes now: the child
+	// reads them only once it is in its cgroup, and so finds them there
+	// at once. (If the fork fails, closing the pipes ends the writers.)
 	fr := forkRequest{Disk: int64(req.Disk), Collect: req.CollectFiles, FilesLimit: int64(req.FilesLimit), Files: len(req.Files) > 0}
-	if err := fs.fork(fr, fds); err != nil {
-		fs.breakDown()
-		return fmt.Errorf("%w: %v", errForkFailed, err)
-	}
-	mark("forked")
-	for _, f := range []*os.File{cfgR, outW, errW, rinR, routW, stW, fiW} {
-		f.Close()
-	}
-
 	if fr.Files {
 		var ex zygote.Exec
 		for _, f := range req.Files {
@@ -492,6 +486,17 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 		cfgW.Close()
 	}
 	go func() { _ = runner.WriteFrame(rinW, runner.NewExec(req.Code, req.Globals)); rinW.Close() }()
+	if err := fs.fork(fr, fds); err != nil {
+		fs.breakDown()
+		if trace {
+			fmt.Fprintf(os.Stderr, "pybox trace: fork failed: %v\n", err)
+		}
+		return fmt.Errorf("%w: %v", errForkFailed, err)
+	}
+	mark("forked")
+	for _, f := range []*os.File{cfgR, outW, errW, rinR, routW, stW, fiW} {
+		f.Close()
+	}
 
 	var flags limitFlags
 	kill := func() { _ = cg.Kill() }

@@ -18,8 +18,11 @@
 // runner's result-frame pipe, a status pipe, and one opened cgroup.procs
 // file per cgroup hierarchy of the execution's cgroup. The message also
 // carries the execution's disk size and file-collection settings. The
-// template answers {"type":"forked","id":N,"pid":P} or
-// {"type":"fork-error",...}. On the status pipe, with the frames of
+// supervisor may write the runner's exec frame before it sends the
+// request: the child reads it only once it is in its cgroup. The template
+// hands the request to a child it made ahead (a spare, set up while no
+// execution ran) or makes one now, and answers
+// {"type":"forked","id":N,"pid":P} or {"type":"fork-error",...}. On the status pipe, with the frames of
 // internal/initproc, the child reports collected files (or an error frame
 // when its setup failed), then the template reports the exit status and
 // done.

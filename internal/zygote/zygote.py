@@ -5,17 +5,18 @@
 # never runs user code itself. Started as
 #     python -I -B -c <this> 3 4
 # with fd 3 a SOCK_SEQPACKET socket to the supervisor. Per execution the
-# supervisor sends {"type":"fork"} with file descriptors; the template
-# starts an anchor (pid 1 of a new pid namespace) and forks the child
-# (pid 2) there, moves it into the execution's cgroup and answers. The
-# child unshares mount, ipc and uts namespaces, enters a network namespace
-# the template made for it ahead of time, mounts a fresh /proc, /work, /tmp
-# and /dev/shm, unshares its cgroup namespace once it is in its cgroup,
-# writes the input files, drops every privilege (uid 1000, no groups, no
-# capabilities), applies Landlock and a seccomp filter that denies what the
-# template kept, and runs the ordinary runner on fds 3 and 4. The template
-# reaps it, kills its anchor (ending everything it left) and reports the
-# exit status to the supervisor. RATIONALE.md has the security argument.
+# supervisor sends {"type":"fork"} with file descriptors; the template hands
+# them to a child made for the execution: pid 2 of a new pid namespace
+# (pid 1 is a do-nothing anchor), made ahead of time while idle (a spare)
+# or now. The child unshares mount, ipc and uts namespaces, enters a
+# network namespace the template made for it, mounts a fresh /proc, /work,
+# /tmp and /dev/shm and applies Landlock; once handed an execution and
+# moved into its cgroup, it unshares its cgroup namespace, writes the input
+# files, drops every privilege (uid 1000, no groups, no capabilities),
+# applies a seccomp filter that denies what the template kept, and runs the
+# ordinary runner on fds 3 and 4. The template reaps it, kills its anchor
+# (ending everything it left) and reports the exit status to the
+# supervisor. RATIONALE.md has the security argument.
 import os, sys, json, socket, signal, ctypes, struct, base64, fcntl, stat, select
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -24,7 +25,7 @@ libc.clone.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP = 0x20000000, 0x40000000, 0x02000000
-CLONE_VM = 0x100
+CLONE_VM, CLONE_FILES = 0x100, 0x400
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP = 24, 38, 22
 SECCOMP_MODE_FILTER = 2
@@ -81,6 +82,13 @@ class SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
+class Spare:
+    # A child made ahead (Template.make_spare): its pid, its pid
+    # namespace's anchor, the socket it waits on, and its disk size.
+    def __init__(self, pid, anchor, ctl, disk):
+        self.pid, self.anchor, self.ctl, self.disk = pid, anchor, ctl, disk
+
+
 class Template:
     def __init__(self, cfg):
         self.cfg = cfg
@@ -101,7 +109,9 @@ class Template:
         self.ll = cfg.get("landlock")
         self.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self.own_netns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        self.spare_netns = -1  # a fresh network namespace for the next child
+        self.spare = None  # the next execution's child, set up ahead (Spare)
+        self.spare_netns = -1  # a network namespace for the next spare
+        self.next_disk = None  # its /work and /tmp size: the last request's
         self.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         self.warm_up()
         # The bounding set limits what any later execve can gain: empty it
@@ -141,11 +151,19 @@ class Template:
         gc.freeze()
         sock.send(json.dumps({"type": "ready", "preloaded": self.preloaded, "errors": self.errors}).encode())
         while True:
-            # Between requests: the next child's network namespace (with
-            # loopback up) is made before it is asked for.
-            if self.spare_netns < 0:
+            # The next spare's network namespace (with loopback up) is
+            # made between requests, even while executions run. The spare
+            # itself (see make_spare), with the last request's disk size,
+            # only while none runs: its set-up would take CPU time from
+            # them.
+            if self.spare is None and self.spare_netns < 0:
                 try:
                     self.spare_netns = self.new_netns()
+                except OSError:
+                    pass
+            if self.spare is None and self.next_disk is not None and not self.execs:
+                try:
+                    self.spare = self.make_spare(self.next_disk)
                 except OSError:
                     pass
             p = select.poll()
@@ -203,14 +221,82 @@ class Template:
         return fd
 
     def fork(self, req, fds):
+        # Hands the execution to a spare child (made ahead, or now), moves
+        # it into the execution's cgroup and answers the supervisor.
         disk = int(req["disk"])
-        anchor = pid = 0
-        netns, self.spare_netns = self.spare_netns, -1
-        join_r = join_w = -1
+        self.next_disk = disk
+        sp, self.spare = self.spare, None
+        sent = False
         try:
-            if netns < 0:
-                netns = self.new_netns()
-            join_r, join_w = os.pipe2(os.O_CLOEXEC)
+            if sp is not None and sp.disk != disk:
+                # Made for another disk size: a new one, now.
+                self.drop_spare(sp)
+                sp = None
+            while not sent:
+                fresh = sp is None
+                if fresh:
+                    sp = self.make_spare(disk)
+                # The child takes this as soon as its set-up is done (a
+                # set-up that failed is reported on the status pipe,
+                # fds[5]).
+                try:
+                    socket.send_fds(sp.ctl, [json.dumps(req).encode()], fds[:7])
+                    sent = True
+                except OSError:
+                    if fresh:
+                        raise
+                    # A spare that died while it waited: a new one.
+                    self.drop_spare(sp)
+                    sp = None
+            # Into the execution's cgroup (every hierarchy) before the
+            # child may go on: it enters a cgroup namespace rooted there,
+            # and only then reads the code (which the supervisor sent
+            # with the request).
+            ok = b"1"
+            try:
+                for fd in fds[7:]:
+                    os.write(fd, b"%d" % sp.pid)
+            except OSError:
+                ok = b"0"
+                raise
+            finally:
+                sp.ctl.send(ok)
+        except OSError as e:
+            if sp is not None:
+                # Ends the spare's pid namespace, the child included
+                # (reported as usual once it was handed the execution).
+                if sent:
+                    os.kill(sp.anchor, signal.SIGKILL)
+                else:
+                    self.drop_spare(sp)
+            return {"type": "fork-error", "id": req.get("id"), "error": str(e)}
+        finally:
+            if sp is not None:
+                sp.ctl.close()
+            for fd in fds[:5] + fds[6:]:
+                os.close(fd)
+            if sent:
+                self.execs[sp.pid] = (sp.anchor, fds[5])
+                self.watch(sp.pid)
+            else:
+                os.close(fds[5])
+        return {"type": "forked", "id": req.get("id"), "pid": sp.pid}
+
+    def make_spare(self, disk):
+        # The next execution's child, made before any request for it: a
+        # new pid namespace with its anchor (pid 1) and the child (pid 2),
+        # which builds its namespaces and mounts, restricts itself with
+        # Landlock and (unless an execution is already waiting for it)
+        # runs the runner once on a constant, then waits on ctl for an
+        # execution. It holds nothing of any request until then, and
+        # never runs code of two.
+        netns, self.spare_netns = self.spare_netns, -1
+        if netns < 0:
+            netns = self.new_netns()
+        ours = theirs = None
+        anchor = pid = 0
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             check(libc.unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
             try:
                 # pid 1 of the new pid namespace: a do-nothing anchor, so
@@ -219,53 +305,28 @@ class Template:
                 anchor = self.spawn_anchor()
                 pid = os.fork()
                 if pid == 0:
-                    code = 255
-                    try:
-                        os.close(join_w)
-                        self.namespaces(netns, disk)
-                        code = self.child(req, fds, join_r)
-                    except BaseException as e:
-                        try:
-                            write_all(fds[5], frame({"type": "error", "step": "zygote", "error": "%s: %s" % (type(e).__name__, e)}))
-                        except BaseException:
-                            pass
-                    os._exit(code)
+                    ours.close()
+                    self.spare_child(theirs, netns, disk)  # never returns
             finally:
                 check(libc.setns(self.own_pidns, CLONE_NEWPID), "setns(pid)")
-            # Move the child into the execution's cgroup (every hierarchy)
-            # while it builds its namespaces; it waits for the word before
-            # it enters a cgroup namespace, and the supervisor sends the
-            # code only after this reply.
-            ok = b"1"
-            try:
-                for fd in fds[7:]:
-                    os.write(fd, b"%d" % pid)
-            except OSError:
-                ok = b"0"
-                raise
-            finally:
-                os.write(join_w, ok)
-        except OSError as e:
-            if anchor:
-                # Ends the execution's pid namespace, the child included
-                # (reported as usual when there is one).
-                if pid:
-                    os.kill(anchor, signal.SIGKILL)
-                else:
-                    self.end_anchor(anchor)
-            return {"type": "fork-error", "id": req.get("id"), "error": str(e)}
-        finally:
-            for fd in (netns, join_r, join_w):
-                if fd >= 0:
-                    os.close(fd)
-            for fd in fds[:5] + fds[6:]:
-                os.close(fd)
+        except BaseException:
             if pid:
-                self.execs[pid] = (anchor, fds[5])
-                self.watch(pid)
-            else:
-                os.close(fds[5])
-        return {"type": "forked", "id": req.get("id"), "pid": pid}
+                self.end_pidns(anchor, pid)
+            elif anchor:
+                self.end_anchor(anchor)
+            if ours is not None:
+                ours.close()
+            raise
+        finally:
+            os.close(netns)
+            if theirs is not None:
+                theirs.close()
+        return Spare(pid, anchor, ours, disk)
+
+    def drop_spare(self, sp):
+        # Ends an unused spare.
+        sp.ctl.close()
+        self.end_pidns(sp.anchor, sp.pid)
 
     def spawn_anchor(self):
         # clone(CLONE_VM) running libc's pause() on a small stack of its
@@ -277,12 +338,30 @@ class Template:
         # auto-reaped), which the anchor inherits. (An earlier version set
         # the default only around this clone, under a SIGCHLD handler:
         # setting it discards a pending SIGCHLD, and an execution that
-        # ended just then was never reported.)
+        # ended just then was never reported.) CLONE_FILES: the anchor
+        # shares the template's fd table instead of holding copies of the
+        # fds open now (a spare's socket, which must close when the spare
+        # dies; other executions' status pipes).
         stack = ctypes.create_string_buffer(64 << 10)
         top = (ctypes.addressof(stack) + len(stack)) & ~0xF
-        pid = check(libc.clone(self.pause, ctypes.c_void_p(top), CLONE_VM | signal.SIGCHLD, None), "clone(anchor)")
+        pid = check(libc.clone(self.pause, ctypes.c_void_p(top), CLONE_VM | CLONE_FILES | signal.SIGCHLD, None), "clone(anchor)")
         self.stacks[pid] = stack  # freed once the anchor is reaped
         return pid
+
+    def end_pidns(self, anchor, pid):
+        # Ends a pid namespace whose anchor's child pid (the template's
+        # own child) was not reaped yet: the anchor's exit waits until
+        # every process of its namespace is reaped, so the child first.
+        try:
+            os.kill(anchor, signal.SIGKILL)
+        except OSError:
+            pass
+        for p in (pid, anchor):
+            try:
+                os.waitpid(p, 0)
+            except OSError:
+                pass
+        self.stacks.pop(anchor, None)
 
     def end_anchor(self, anchor):
         # Kills an anchor and reaps it. The anchor is pid 1 of the
@@ -339,13 +418,57 @@ class Template:
         for dst, flags, opts in self.TMPFS:
             check(libc.mount(b"tmpfs", dst, b"tmpfs", flags, b"size=%d" % disk + opts), "mount " + dst.decode())
 
-    def child(self, req, fds, join_fd):
+    def spare_child(self, ctl, netns, disk):
+        # The spare child (see make_spare); ends the process.
+        code = 255
+        status_w = -1
+        failed = None
+        try:
+            # Nothing of the template's but what the set-up needs: not its
+            # socket to the supervisor, pidfds or status pipes.
+            keep = sorted({ctl.fileno(), netns, self.devnull})
+            lo = 3
+            for fd in keep:
+                os.closerange(lo, fd)
+                lo = fd + 1
+            os.closerange(lo, 1 << 20)
+            self.namespaces(netns, disk)
+            if self.ll:
+                self.landlock()
+            p = select.poll()
+            p.register(ctl, select.POLLIN)
+            if not p.poll(0):
+                # Nobody waits yet: run the runner once on a constant, so
+                # that the pages it touches are copied now, not while the
+                # code waits.
+                R = self.runner
+                R["_loads"](b'{"type":"exec","code":"x = [1]\\nx"}')
+                R["_exec"]({"type": "exec", "code": "x = [1]\nx"}, {"__builtins__": __builtins__})
+        except BaseException as e:
+            # Reported to the execution this child is handed, if any.
+            failed = e
+        try:
+            msg, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 16)
+            if not msg or len(fds) != 7:
+                os._exit(0)  # dropped, or the template is gone
+            status_w = fds[5]
+            if failed is not None:
+                raise failed
+            code = self.child(json.loads(msg), fds, ctl)
+        except BaseException as e:
+            try:
+                if status_w >= 0:
+                    write_all(status_w, frame({"type": "error", "step": "zygote", "error": "%s: %s" % (type(e).__name__, e)}))
+            except BaseException:
+                pass
+        os._exit(code)
+
+    def child(self, req, fds, ctl):
         out_w, err_w, rin_r, rout_w, status_w, files_w = fds[1:7]
         # The template moves this process into the execution's cgroup
         # meanwhile; the new cgroup namespace must be rooted there.
-        if os.read(join_fd, 1) != b"1":
+        if ctl.recv(1) != b"1":
             raise OSError("the template could not move the process into its cgroup")
-        os.close(join_fd)
         check(libc.unshare(CLONE_NEWCGROUP), "unshare(CLONE_NEWCGROUP)")
         files = []
         if req.get("files"):
@@ -367,8 +490,6 @@ class Template:
         os.setresgid(GID, GID, GID)
         os.setresuid(UID, UID, UID)
         check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-        if self.ll:
-            self.landlock()
         check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(self.fprog), 0, 0), "seccomp")
         files_fd = -1
         if req.get("collect"):
