@@ -373,34 +373,34 @@ type forkRequest struct {
 }
 
 // fork asks the template for one child, handing it fds.
-func (fs *forkServer) fork(fr forkRequest, fds []int) error {
+func (fs *forkServer) fork(fr forkRequest, fds []int) (zygote.Reply, error) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	fs.seq++
 	fs.forks++
 	fr.Type, fr.ID = "fork", fs.seq
+	var r zygote.Reply
 	msg, err := json.Marshal(fr)
 	if err != nil {
-		return err
+		return r, err
 	}
 	_ = fs.conn.SetDeadline(time.Now().Add(10 * time.Second))
 	defer fs.conn.SetDeadline(time.Time{})
 	if _, _, err := fs.conn.WriteMsgUnix(msg, unix.UnixRights(fds...), nil); err != nil {
-		return fmt.Errorf("fork server: send: %w", err)
+		return r, fmt.Errorf("fork server: send: %w", err)
 	}
 	buf := make([]byte, 4096)
 	n, err := fs.conn.Read(buf)
 	if err != nil {
-		return fmt.Errorf("fork server: no answer: %w", err)
+		return r, fmt.Errorf("fork server: no answer: %w", err)
 	}
-	var r zygote.Reply
 	if err := json.Unmarshal(buf[:n], &r); err != nil || r.ID != fs.seq {
-		return fmt.Errorf("fork server: bad answer %q", buf[:n])
+		return r, fmt.Errorf("fork server: bad answer %q", buf[:n])
 	}
 	if r.Type != "forked" {
-		return fmt.Errorf("fork server: %s", r.Error)
+		return r, fmt.Errorf("fork server: %s", r.Error)
 	}
-	return nil
+	return r, nil
 }
 
 // runWarm runs one request in a fresh sandbox forked from fs. The caller
@@ -486,7 +486,8 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 		cfgW.Close()
 	}
 	go func() { _ = runner.WriteFrame(rinW, runner.NewExec(req.Code, req.Globals)); rinW.Close() }()
-	if err := fs.fork(fr, fds); err != nil {
+	reply, err := fs.fork(fr, fds)
+	if err != nil {
 		fs.breakDown()
 		if trace {
 			fmt.Fprintf(os.Stderr, "pybox trace: fork failed: %v\n", err)
@@ -494,6 +495,9 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 		return fmt.Errorf("%w: %v", errForkFailed, err)
 	}
 	mark("forked")
+	if trace {
+		tr = append(tr, fmt.Sprintf("(template: spare=%v took=%d)", reply.Spare, reply.TookUS))
+	}
 	for _, f := range []*os.File{cfgR, outW, errW, rinR, routW, stW, fiW} {
 		f.Close()
 	}

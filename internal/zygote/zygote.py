@@ -17,7 +17,7 @@
 # ordinary runner on fds 3 and 4. The template reaps it, kills its anchor
 # (ending everything it left) and reports the exit status to the
 # supervisor. RATIONALE.md has the security argument.
-import os, sys, json, socket, signal, ctypes, struct, base64, fcntl, stat, select
+import os, sys, json, socket, signal, ctypes, struct, base64, fcntl, stat, select, time
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -223,9 +223,11 @@ class Template:
     def fork(self, req, fds):
         # Hands the execution to a spare child (made ahead, or now), moves
         # it into the execution's cgroup and answers the supervisor.
+        t0 = time.monotonic()
         disk = int(req["disk"])
         self.next_disk = disk
         sp, self.spare = self.spare, None
+        spare = sp is not None
         sent = False
         try:
             if sp is not None and sp.disk != disk:
@@ -280,7 +282,8 @@ class Template:
                 self.watch(sp.pid)
             else:
                 os.close(fds[5])
-        return {"type": "forked", "id": req.get("id"), "pid": sp.pid}
+        return {"type": "forked", "id": req.get("id"), "pid": sp.pid, "spare": spare,
+                "took_us": int((time.monotonic() - t0) * 1e6)}
 
     def make_spare(self, disk):
         # The next execution's child, made before any request for it: a
