@@ -72,13 +72,13 @@ type Exec struct {
 
 // Reply is the template's answer to a config or fork message.
 type Reply struct {
-	Type      string   `json:"type"`
-	ID        uint64   `json:"id,omitempty"`
-	PID       int      `json:"pid,omitempty"`
+	Type string `json:"type"`
+	ID   uint64 `json:"id,omitempty"`
+	PID  int    `json:"pid,omitempty"`
 	// Spare and TookUS (of "forked") say whether the child was made ahead
 	// and how long the template took to answer, in µs (PYBOX_TRACE=1).
-	Spare  bool  `json:"spare,omitempty"`
-	TookUS int64 `json:"took_us,omitempty"`
+	Spare     bool     `json:"spare,omitempty"`
+	TookUS    int64    `json:"took_us,omitempty"`
 	Error     string   `json:"error,omitempty"`
 	Preloaded []string `json:"preloaded,omitempty"`
 	Errors    []string `json:"errors,omitempty"`
