@@ -596,11 +596,8 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 		<-stDone
 	}
 	// The code's process has exited (or was killed with everything in
-	// the cgroup). Whatever it left is killed now (the template ends the
-	// execution's pid namespace too, but only after its report): the
-	// pipes' writers are gone once the cgroup is empty, and nothing of
-	// the execution outlives the result.
-	if !cg.Empty() {
+	// the cgroup): the pipes' writers are gone once the cgroup is empty.
+	if exit == nil {
 		kill()
 	}
 	wg.Wait()

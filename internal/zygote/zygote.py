@@ -380,10 +380,8 @@ class Template:
 
     def reap(self):
         # Reports each ended execution (its exit status comes from here,
-        # the trusted side), then kills its anchor, which ends its pid
-        # namespace and so every process the code left behind. (The
-        # supervisor does not wait for that: it kills whatever is left in
-        # the execution's cgroup before it returns the result.)
+        # the trusted side) and kills its anchor, which ends its pid
+        # namespace and so every process the code left behind.
         while True:
             try:
                 pid, st = os.waitpid(-1, os.WNOHANG)
@@ -396,6 +394,7 @@ class Template:
                 self.stacks.pop(pid, None)  # an anchor
                 continue
             anchor, status_w = ent
+            self.end_anchor(anchor)
             ex = {"type": "exit"}
             if os.WIFSIGNALED(st):
                 ex["exit_code"], ex["signal"] = -1, os.WTERMSIG(st)
@@ -406,7 +405,6 @@ class Template:
             except OSError:
                 pass
             os.close(status_w)
-            self.end_anchor(anchor)
 
     # ---- the child: one execution's sandbox, then the user's code -------
     TMPFS = ((b"/work", MS_NOSUID | MS_NODEV, b",mode=0755,uid=%d,gid=%d" % (UID, GID)),
