@@ -60,6 +60,13 @@ type Config struct {
 	// at most FilesLimit bytes in all.
 	CollectFiles bool  `json:"collect_files,omitempty"`
 	FilesLimit   int64 `json:"files_limit"`
+	// SeccompFilter is the seccomp filter init installs last (the struct
+	// sock_filter array internal/seccomp.Raw builds: the default filter,
+	// or the template's for Template), and SeccompSummary describes it.
+	// The parent builds it: the filter compiler's initialisation would
+	// cost every sandbox start about 1 ms.
+	SeccompFilter  []byte `json:"seccomp_filter"`
+	SeccompSummary string `json:"seccomp_summary,omitempty"`
 	// BestEffort lets init skip Landlock or seccomp when the kernel lacks
 	// them; what was skipped is reported.
 	BestEffort bool `json:"best_effort,omitempty"`

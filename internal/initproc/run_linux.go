@@ -1,6 +1,7 @@
 package initproc
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,7 +18,7 @@ import (
 	"github.com/pybox-dev/pybox/internal/api"
 	"github.com/pybox-dev/pybox/internal/guest"
 	"github.com/pybox-dev/pybox/internal/landlock"
-	"github.com/pybox-dev/pybox/internal/seccomp"
+	"github.com/pybox-dev/pybox/internal/seccomp/load"
 )
 
 // newRoot is where the sandbox's root tmpfs is assembled before pivot_root.
@@ -490,11 +491,10 @@ func applyLandlock(s *state) error {
 }
 
 func applySeccomp(s *state) error {
-	opts := seccomp.Options{}
-	if s.cfg.Template {
-		opts.Allow = TemplateAllow
+	err := errors.New("seccomp: the parent sent no filter")
+	if len(s.cfg.SeccompFilter) > 0 {
+		err = load.Filter(s.cfg.SeccompFilter)
 	}
-	info, err := seccomp.Install(opts)
 	if err != nil {
 		if s.cfg.BestEffort {
 			s.ready.Missing = append(s.ready.Missing, "seccomp: "+err.Error())
@@ -502,7 +502,7 @@ func applySeccomp(s *state) error {
 		}
 		return err
 	}
-	s.ready.Seccomp = info.Summary
+	s.ready.Seccomp = s.cfg.SeccompSummary
 	return nil
 }
 

@@ -257,6 +257,11 @@ func (b *nativeBackend) startServer(req *api.Request, lean bool) (*forkServer, e
 		return nil, err
 	}
 	cfg.Template = true
+	tf := templateFilter()
+	if tf.err != nil && !req.BestEffort {
+		return nil, fmt.Errorf("seccomp filter: %w", tf.err)
+	}
+	cfg.SeccompFilter, cfg.SeccompSummary = tf.raw, tf.summary
 	cfg.CollectFiles = false
 	cfg.Files = nil
 	cfg.Argv = []string{cfg.Argv[0], "-I", "-S", "-B", "-c", zygote.Source, "3", "4"}

@@ -25,6 +25,7 @@ import (
 	"github.com/pybox-dev/pybox/internal/initbin"
 	"github.com/pybox-dev/pybox/internal/initproc"
 	"github.com/pybox-dev/pybox/internal/runner"
+	"github.com/pybox-dev/pybox/internal/seccomp"
 )
 
 // HostUIDBase is the host uid (and gid) that the sandbox's root maps to; the
@@ -843,6 +844,10 @@ func (b *nativeBackend) config(req *api.Request) (*initproc.Config, error) {
 			return nil, &api.InputError{Field: "mounts", Msg: err.Error()}
 		}
 	}
+	filter := defaultFilter()
+	if filter.err != nil && !req.BestEffort {
+		return nil, fmt.Errorf("seccomp filter: %w", filter.err)
+	}
 	argv := runner.Args(argv0, fmt.Sprint(initproc.FDRunnerIn), fmt.Sprint(initproc.FDRunnerOut))
 	code := runnerCode(argv0)
 	if code != nil {
@@ -862,5 +867,30 @@ func (b *nativeBackend) config(req *api.Request) (*initproc.Config, error) {
 		FilesLimit:   int64(req.FilesLimit),
 		BestEffort:   req.BestEffort,
 		Trace:        trace,
+
+		SeccompFilter:  filter.raw,
+		SeccompSummary: filter.summary,
 	}, nil
 }
+
+// builtFilter is a seccomp filter for init, built once per process (init
+// installs it as is: see initproc.Config.SeccompFilter).
+type builtFilter struct {
+	raw     []byte
+	summary string
+	err     error
+}
+
+func buildFilter(opts seccomp.Options) builtFilter {
+	raw, info, err := seccomp.Raw(opts)
+	return builtFilter{raw, info.Summary, err}
+}
+
+// defaultFilter is every sandbox's filter; templateFilter a fork-server
+// template's, which still allows initproc.TemplateAllow.
+var (
+	defaultFilter  = sync.OnceValue(func() builtFilter { return buildFilter(seccomp.Options{}) })
+	templateFilter = sync.OnceValue(func() builtFilter {
+		return buildFilter(seccomp.Options{Allow: initproc.TemplateAllow})
+	})
+)

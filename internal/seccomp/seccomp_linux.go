@@ -2,13 +2,14 @@ package seccomp
 
 import (
 	"fmt"
-	"runtime"
 	"unsafe"
 
 	libseccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/elastic/go-seccomp-bpf/arch"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/pybox-dev/pybox/internal/seccomp/load"
 )
 
 // Offsets into struct seccomp_data.
@@ -237,32 +238,12 @@ func Raw(opts Options) ([]byte, Info, error) {
 // process (SECCOMP_FILTER_FLAG_TSYNC). It cannot be undone: call it only in
 // the sandbox init or in a test subprocess.
 func Install(opts Options) (Info, error) {
-	prog, info, err := Build(opts)
+	raw, info, err := Raw(opts)
 	if err != nil {
 		return Info{}, err
 	}
-	raw, err := bpf.Assemble(prog)
-	if err != nil {
-		return Info{}, fmt.Errorf("seccomp: assemble the filter: %w", err)
-	}
-	filter := make([]unix.SockFilter, len(raw))
-	for i, r := range raw {
-		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
-	}
-	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return Info{}, fmt.Errorf("seccomp: set no_new_privs: %w", err)
-	}
-	r, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
-		unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&fprog)))
-	runtime.KeepAlive(filter)
-	switch {
-	case errno != 0:
-		return Info{}, fmt.Errorf("seccomp: load the filter: %w", errno)
-	case r != 0:
-		// TSYNC failed: r is the id of a thread that could not be synced.
-		return Info{}, fmt.Errorf("seccomp: load the filter: thread %d cannot be synchronized", r)
+	if err := load.Filter(raw); err != nil {
+		return Info{}, err
 	}
 	return info, nil
 }
