@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +25,20 @@ import (
 	"github.com/pybox-dev/pybox/internal/runner"
 )
 
-var platformRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+// validPlatform says whether p looks like a runsc platform name:
+// [a-z][a-z0-9_-]{0,31}. (Not a regexp: compiling one at package
+// initialisation would cost every pybox start.)
+func validPlatform(p string) bool {
+	if p == "" || len(p) > 32 || p[0] < 'a' || p[0] > 'z' {
+		return false
+	}
+	for _, c := range []byte(p) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // trace makes every run print its phase timings to stderr (PYBOX_TRACE=1).
 var trace = os.Getenv("PYBOX_TRACE") == "1"
@@ -80,7 +92,7 @@ func resolve(o Options) (Options, error) {
 		return o, fmt.Errorf("gvisor: runsc not found (%v): install it (apt-get install runsc) or set %s", err, EnvRunsc)
 	}
 	o.Runsc = p
-	if !platformRE.MatchString(o.Platform) {
+	if !validPlatform(o.Platform) {
 		return o, fmt.Errorf("gvisor: invalid runsc platform %q (%s): want e.g. ptrace or kvm", o.Platform, EnvPlatform)
 	}
 	if !filepath.IsAbs(o.Dir) {

@@ -317,3 +317,13 @@ except OSError as e:
 	require.Equal(t, api.StatusSuccess, res.Status, res.Error)
 	require.Equal(t, "fd full null pts random shm stderr stdin stdout urandom zero\nsys denied\nb'\\x00\\x00' 8\nNo space left on device\n", res.Stdout)
 }
+
+func TestValidPlatform(t *testing.T) {
+	for p, want := range map[string]bool{
+		"ptrace": true, "kvm": true, "systrap": true, "a": true, "a_b-9": true,
+		strings.Repeat("a", 32): true, strings.Repeat("a", 33): false,
+		"": false, "Kvm": false, "9kvm": false, "-x": false, "kvm --debug": false, "kvm\n": false, "é": false,
+	} {
+		require.Equal(t, want, validPlatform(p), "%q", p)
+	}
+}

@@ -80,11 +80,11 @@ type Config struct {
 	// sandbox for every child; each child drops all of that before any
 	// user code runs.
 	Template bool `json:"template,omitempty"`
-	// LateCgroup: the parent moves init and the interpreter into the
-	// run's cgroup while the interpreter starts up (cgroup v1, where a
-	// move waits for an RCU grace period), and holds back the exec frame
-	// until both are in; init does not wait for "go". Only for runner
-	// interpreters: nothing runs user code before its exec frame.
+	// LateCgroup: the parent moves the interpreter into the run's cgroup
+	// while it starts up (cgroup v1, where a move waits for an RCU grace
+	// period), and holds back the exec frame until it is in; init does
+	// not wait for "go", and stays in the parent's groups. Only for
+	// runner interpreters: nothing runs user code before its exec frame.
 	LateCgroup bool `json:"late_cgroup,omitempty"`
 	// RunnerCode, when set, is the runner's compiled code (Argv is then
 	// runner.BootArgs): the parent writes it to the runner's input as the

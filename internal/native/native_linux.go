@@ -78,7 +78,21 @@ type nativeBackend struct {
 	cgErr    error
 }
 
+// warmUp starts, in the background, one-time work of the first cold run,
+// so that it overlaps the rest of the set-up: Go's probe of pidfd support
+// (os runs it once per process, with a throwaway child, on the first
+// FindProcess or StartProcess) and the seccomp filter.
+func warmUp() {
+	go func() {
+		if p, err := os.FindProcess(os.Getpid()); err == nil {
+			_ = p.Release()
+		}
+	}()
+	go defaultFilter()
+}
+
 func newBackend() (backend.Backend, error) {
+	warmUp()
 	b := &nativeBackend{binds: []string{"/usr"}, symlinks: map[string]string{},
 		servers: map[string]*forkServer{}, starting: map[string]bool{}, fsFailed: map[string]time.Time{},
 		pool: map[string][]pooled{}, filling: map[string]bool{},
@@ -431,15 +445,18 @@ func initProgram() string {
 	return p
 }
 
-// joinLate moves init, then (once init reports ready) the interpreter, into
-// the cgroup, and closes sb.joined. On cgroup v1 the first move into a
-// hierarchy waits for an RCU grace period (5-10 ms on a 2-core machine);
+// joinLate moves the interpreter into the cgroup once init reports it
+// started, and closes sb.joined. On cgroup v1 the first move into a
+// hierarchy waits for an RCU grace period (2-14 ms on a 2-core machine);
 // done this way it overlaps the interpreter's start-up instead of
 // delaying it. Nothing of the user's runs before: the runner reads its
 // exec frame first, and every writer of exec frames waits for sb.joined.
-// What init and the runner allocate before the move stays charged to the
-// parent's memory cgroup (v1 does not move charges): a few MB of trusted
-// start-up, not the user's.
+// What the runner allocates before the move stays charged to the parent's
+// memory cgroup (v1 does not move charges): trusted start-up, not the
+// user's. Init itself stays in the parent's groups: moving it too (it
+// used to be moved first) sometimes held up its fork and exec of the
+// interpreter by milliseconds, and it runs nothing of the user's; the
+// processes the code starts descend from the interpreter, inside.
 func (sb *sandbox) joinLate() {
 	defer close(sb.joined)
 	if trace {
@@ -452,10 +469,6 @@ func (sb *sandbox) joinLate() {
 		sb.joinErr = fmt.Errorf("join cgroup: %w", err)
 	}
 	pid := sb.cmd.Process.Pid
-	if err := sb.cg.AddProc(pid); err != nil {
-		fail(err)
-		return
-	}
 	<-sb.readyCh
 	sb.mu.Lock()
 	ready := sb.ready != nil
