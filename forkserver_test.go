@@ -188,14 +188,38 @@ time.sleep(0.3)`
 // TestForkServerCloseLeavesNothing: Close ends every template.
 func TestForkServerCloseLeavesNothing(t *testing.T) {
 	sb := warmSandbox(t)
-	before, _ := exec.Command("pgrep", "-f", "pybox fork-server template").Output()
-	require.True(t, len(strings.Fields(string(before))) > 0, "no template was running")
+	require.True(t, len(ownTemplates()) > 0, "no template was running")
 	require.True(t, len(ownCgroups(t)) > 0, "the template's cgroup is not visible to the check")
 	require.NoError(t, sb.Close(context.Background()))
 	time.Sleep(100 * time.Millisecond)
-	out, _ := exec.Command("pgrep", "-f", "pybox fork-server template").Output()
-	require.Equal(t, "", strings.TrimSpace(string(out)), "a template survived Close")
+	require.Equal(t, []string(nil), ownTemplates(), "a template survived Close")
 	require.Equal(t, []string(nil), ownCgroups(t), "cgroups left after Close")
+}
+
+// ownTemplates lists the fork-server templates this test process started
+// (other test packages running at the same time have their own).
+func ownTemplates() []string {
+	out, _ := exec.Command("pgrep", "-f", "pybox fork-server template").Output()
+	var own []string
+	for _, p := range strings.Fields(string(out)) {
+		for pid := p; pid != "" && pid != "0" && pid != "1"; {
+			if pid == fmt.Sprint(os.Getpid()) {
+				own = append(own, p)
+				break
+			}
+			st, err := os.ReadFile("/proc/" + pid + "/status")
+			if err != nil {
+				break
+			}
+			pid = ""
+			for _, l := range strings.Split(string(st), "\n") {
+				if f := strings.Fields(l); len(f) == 2 && f[0] == "PPid:" {
+					pid = f[1]
+				}
+			}
+		}
+	}
+	return own
 }
 
 // ownCgroups lists the per-run cgroups of this process still present.
@@ -230,8 +254,7 @@ func TestForkServerCgroupNamespace(t *testing.T) {
 // runs in between succeed (cold), and later runs are warm again.
 func TestForkServerTemplateDies(t *testing.T) {
 	sb := warmSandbox(t)
-	out, _ := exec.Command("pgrep", "-f", "pybox fork-server template").Output()
-	pids := strings.Fields(string(out))
+	pids := ownTemplates()
 	require.True(t, len(pids) > 0, "no template running")
 	for _, p := range pids {
 		_ = exec.Command("kill", "-9", p).Run()
@@ -270,8 +293,7 @@ func TestForkServerSpares(t *testing.T) {
 	// A spare killed while it waits is replaced: the run is still warm.
 	time.Sleep(100 * time.Millisecond)
 	killed := 0
-	out, _ := exec.Command("pgrep", "-f", "pybox fork-server template").Output()
-	for _, tpl := range strings.Fields(string(out)) {
+	for _, tpl := range ownTemplates() {
 		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%s/task/%s/children", tpl, tpl))
 		for _, kid := range strings.Fields(string(kids)) {
 			st, _ := os.ReadFile("/proc/" + kid + "/status")

@@ -1,54 +1,156 @@
 package native
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
 	"github.com/pybox-dev/pybox/internal/cgroup"
 )
 
-// Pre-made cgroups for warm executions.
+// Kits made ahead for warm executions.
 //
-// Creating a run's cgroup (a directory per v1 hierarchy, the limits
-// written) costs 100-250 µs, on the critical path of an execution that
-// takes about 2 ms in all. Warm runs take one made ahead instead: a few per
-// set of limits, made in the background after each take. A pooled group is
-// new and empty, exactly what cgroup.New returns; it is used once and
-// deleted like any other. Close deletes what is left.
+// Besides its template, a warm execution needs a new cgroup (a directory
+// per v1 hierarchy, the limits written: 100-250 µs), its cgroup.procs files
+// opened for the template (~100 µs) and seven pipes (~100 µs): a tenth of
+// an execution that takes about 2-3 ms in all, on its critical path. Warm
+// runs take a kit made ahead instead: a few per set of limits, made in the
+// background after each take. A pooled kit is new and unused, exactly what
+// newKit returns: an empty cgroup and empty pipes. It is used once, and its
+// cgroup deleted like any other. Close deletes what is left.
 
-// cgPoolSize is how many groups are kept ready per set of limits.
-const cgPoolSize = 2
+// cgPoolSize is how many kits are kept ready per set of limits, and
+// cgPoolKeys for how many sets of limits at most: a new set takes the
+// place of the one used longest ago (requests may vary their limits
+// endlessly; each kit holds a cgroup and 18 fds).
+const (
+	cgPoolSize = 2
+	cgPoolKeys = 8
+)
 
 type cgPool struct {
-	ready   map[cgroup.Limits][]*cgroup.Group
+	ready   map[cgroup.Limits][]*warmKit
 	filling map[cgroup.Limits]bool
+	used    map[cgroup.Limits]uint64 // when each set was last taken (a counter)
+	clock   uint64
 }
 
-// runCgroup returns a new cgroup with limits l for a warm run: a pooled one
-// when there is one, and starts making the next ones.
-func (b *nativeBackend) runCgroup(l cgroup.Limits) (*cgroup.Group, error) {
+// warmKit is one warm execution's cgroup, its cgroup.procs files (one per
+// hierarchy, in the order of the group's directories) and its pipes: the
+// input-files frame, stdout, stderr, the runner's input and output, the
+// template's status reports and the collected files.
+type warmKit struct {
+	cg    *cgroup.Group
+	procs []*os.File
+	pipes [7][2]*os.File
+}
+
+// newKit makes a kit with a new cgroup with limits l.
+func newKit(l cgroup.Limits) (*warmKit, error) {
+	g, err := cgroup.New(cgroup.RunName(runSeq.Add(1)), l)
+	if err != nil {
+		return nil, err
+	}
+	k := &warmKit{cg: g}
+	if err := k.open(); err != nil {
+		k.closeFiles()
+		return nil, errors.Join(err, g.Delete())
+	}
+	return k, nil
+}
+
+func (k *warmKit) open() error {
+	for i := range k.pipes {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		k.pipes[i] = [2]*os.File{r, w}
+	}
+	for _, d := range k.cg.Dirs() {
+		f, err := os.OpenFile(filepath.Join(d, "cgroup.procs"), os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("open cgroup: %w", err)
+		}
+		k.procs = append(k.procs, f)
+	}
+	return nil
+}
+
+// closeFiles closes the kit's pipes and cgroup.procs files (not its
+// cgroup).
+func (k *warmKit) closeFiles() {
+	for _, p := range k.pipes {
+		for _, f := range p {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}
+	for _, f := range k.procs {
+		f.Close()
+	}
+}
+
+// runKit returns a new kit with limits l for a warm run: a pooled one when
+// there is one, and starts making the next ones.
+func (b *nativeBackend) runKit(l cgroup.Limits) (*warmKit, error) {
 	b.fsMu.Lock()
-	if b.cgPool.ready == nil {
-		b.cgPool.ready = map[cgroup.Limits][]*cgroup.Group{}
-		b.cgPool.filling = map[cgroup.Limits]bool{}
+	p := &b.cgPool
+	if p.ready == nil {
+		p.ready = map[cgroup.Limits][]*warmKit{}
+		p.filling = map[cgroup.Limits]bool{}
+		p.used = map[cgroup.Limits]uint64{}
 	}
-	var g *cgroup.Group
-	if q := b.cgPool.ready[l]; len(q) > 0 {
-		g, b.cgPool.ready[l] = q[0], q[1:]
+	var k *warmKit
+	if q := p.ready[l]; len(q) > 0 {
+		k, p.ready[l] = q[0], q[1:]
 	}
-	refill := !b.closed && !b.cgPool.filling[l]
+	p.clock++
+	p.used[l] = p.clock
+	var evicted []*warmKit
+	if len(p.used) > cgPoolKeys {
+		// Forget the set of limits used longest ago (not one filling).
+		var old cgroup.Limits
+		oldest := p.clock
+		for key, t := range p.used {
+			if t < oldest && !p.filling[key] {
+				old, oldest = key, t
+			}
+		}
+		if oldest < p.clock {
+			evicted = p.ready[old]
+			delete(p.ready, old)
+			delete(p.used, old)
+		}
+	}
+	refill := !b.closed && !p.filling[l]
 	if refill {
-		b.cgPool.filling[l] = true
+		p.filling[l] = true
 		b.bg.Add(1)
 	}
 	b.fsMu.Unlock()
 	if refill {
-		go b.fillCgroups(l)
+		go b.fillKits(l)
 	}
-	if g != nil {
-		return g, nil
+	if len(evicted) > 0 {
+		b.deletes.Add(1)
+		go func() {
+			defer b.deletes.Done()
+			for _, e := range evicted {
+				e.closeFiles()
+				_ = e.cg.Delete()
+			}
+		}()
 	}
-	return cgroup.New(cgroup.RunName(runSeq.Add(1)), l)
+	if k != nil {
+		return k, nil
+	}
+	return newKit(l)
 }
 
-func (b *nativeBackend) fillCgroups(l cgroup.Limits) {
+func (b *nativeBackend) fillKits(l cgroup.Limits) {
 	defer b.bg.Done()
 	defer func() {
 		b.fsMu.Lock()
@@ -57,37 +159,40 @@ func (b *nativeBackend) fillCgroups(l cgroup.Limits) {
 	}()
 	for {
 		b.fsMu.Lock()
-		full := b.closed || len(b.cgPool.ready[l]) >= cgPoolSize
+		_, wanted := b.cgPool.used[l]
+		full := b.closed || !wanted || len(b.cgPool.ready[l]) >= cgPoolSize
 		b.fsMu.Unlock()
 		if full {
 			return
 		}
-		g, err := cgroup.New(cgroup.RunName(runSeq.Add(1)), l)
+		k, err := newKit(l)
 		if err != nil {
 			return
 		}
 		b.fsMu.Lock()
 		if b.closed {
 			b.fsMu.Unlock()
-			_ = g.Delete()
+			k.closeFiles()
+			_ = k.cg.Delete()
 			return
 		}
-		b.cgPool.ready[l] = append(b.cgPool.ready[l], g)
+		b.cgPool.ready[l] = append(b.cgPool.ready[l], k)
 		b.fsMu.Unlock()
 	}
 }
 
-// drainCgroups deletes the pooled groups (Close); the caller holds no lock
+// drainCgroups deletes the pooled kits (Close); the caller holds no lock
 // and has set b.closed.
 func (b *nativeBackend) drainCgroups() {
 	b.fsMu.Lock()
-	var all []*cgroup.Group
+	var all []*warmKit
 	for _, q := range b.cgPool.ready {
 		all = append(all, q...)
 	}
 	b.cgPool.ready = nil
 	b.fsMu.Unlock()
-	for _, g := range all {
-		_ = g.Delete()
+	for _, k := range all {
+		k.closeFiles()
+		_ = k.cg.Delete()
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -426,40 +425,24 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	res.Isolation.Limits = api.Limits{
 		TimeoutMS: req.Timeout.D().Milliseconds(), OutputBytes: int64(req.OutputLimit), DiskBytes: int64(req.Disk),
 	}
-	cg, err := b.runCgroup(cgroup.Limits{
+	kit, err := b.runKit(cgroup.Limits{
 		MemoryBytes: int64(req.Memory), Pids: req.Pids, CPUs: req.CPUs, AllowSwap: req.BestEffort})
 	if err != nil {
 		return fmt.Errorf("cgroup limits cannot be enforced: %w", err)
 	}
+	cg := kit.cg
 	// Removing a cgroup takes ~1 ms (v1 memory controller): do it after
 	// the Result is returned. Delete kills anything left first.
 	b.deletes.Add(1)
 	defer func() { go func() { defer b.deletes.Done(); _ = cg.Delete() }() }()
+	defer kit.closeFiles()
 	mark("cgroup")
 	res.Isolation.Cgroup = cg.Version()
 	res.Isolation.Limits.MemoryBytes = int64(req.Memory)
 	res.Isolation.Limits.Pids = req.Pids
 	res.Isolation.Limits.CPUs = req.CPUs
 
-	var closers []io.Closer
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
-	pipe := func() (*os.File, *os.File, error) {
-		r, w, err := os.Pipe()
-		if err == nil {
-			closers = append(closers, r, w)
-		}
-		return r, w, err
-	}
-	var ps [7][2]*os.File // cfg, out, err, rin, rout, status, files
-	for i := range ps {
-		if ps[i][0], ps[i][1], err = pipe(); err != nil {
-			return err
-		}
-	}
+	ps := kit.pipes
 	cfgR, cfgW := ps[0][0], ps[0][1]
 	outR, outW := ps[1][0], ps[1][1]
 	errR, errW := ps[2][0], ps[2][1]
@@ -468,12 +451,7 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	stR, stW := ps[5][0], ps[5][1]
 	fiR, fiW := ps[6][0], ps[6][1]
 	fds := []int{int(cfgR.Fd()), int(outW.Fd()), int(errW.Fd()), int(rinR.Fd()), int(routW.Fd()), int(stW.Fd()), int(fiW.Fd())}
-	for _, d := range cg.Dirs() {
-		f, err := os.OpenFile(filepath.Join(d, "cgroup.procs"), os.O_WRONLY, 0)
-		if err != nil {
-			return fmt.Errorf("open cgroup: %w", err)
-		}
-		closers = append(closers, f)
+	for _, f := range kit.procs {
 		fds = append(fds, int(f.Fd()))
 	}
 	mark("pipes")

@@ -1,0 +1,40 @@
+package native
+
+import (
+	"testing"
+
+	"github.com/pybox-dev/pybox/internal/cgroup"
+	"github.com/pybox-dev/pybox/internal/testing/require"
+)
+
+// TestKitPoolIsBounded: requests that vary their limits endlessly keep at
+// most cgPoolKeys sets of limits pooled; every kit is fresh (an empty
+// cgroup, empty pipes), and Close-time draining leaves no cgroup.
+func TestKitPoolIsBounded(t *testing.T) {
+	require.Root(t)
+	_, err := cgroup.Detect()
+	require.Feature(t, err == nil, "cgroups: %v", err)
+	b := &nativeBackend{}
+	for i := range 3 * cgPoolKeys {
+		k, err := b.runKit(cgroup.Limits{MemoryBytes: int64(64+i) << 20, Pids: 32})
+		require.NoError(t, err)
+		require.True(t, k.cg.Empty(), "a kit's cgroup is not empty")
+		k.closeFiles()
+		require.NoError(t, k.cg.Delete())
+		b.bg.Wait() // the refill
+	}
+	b.fsMu.Lock()
+	keys, kits := len(b.cgPool.ready), 0
+	for _, q := range b.cgPool.ready {
+		kits += len(q)
+	}
+	b.fsMu.Unlock()
+	require.True(t, keys <= cgPoolKeys && kits <= cgPoolKeys*cgPoolSize, "%d sets of limits, %d kits pooled", keys, kits)
+	require.True(t, kits > 0, "nothing pooled")
+	b.deletes.Wait()
+	b.fsMu.Lock()
+	b.closed = true
+	b.fsMu.Unlock()
+	b.drainCgroups()
+	require.Equal(t, 0, len(b.cgPool.ready))
+}
