@@ -32,6 +32,12 @@ SECCOMP_MODE_FILTER = 2
 SYS_LL_CREATE, SYS_LL_ADD, SYS_LL_RESTRICT = 444, 445, 446
 SIOCSIFFLAGS, IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x8914, 0x1, 0x8, 0x40
 UID = GID = 1000
+# A spare warms the runner up only after this long without a request: a
+# request that comes sooner (back-to-back executions) would wait for it.
+TOUCH_AFTER_MS = 2
+# How long the template must have been idle (no execution running) before
+# it makes a spare, in seconds.
+SPARE_IDLE = 0.002
 
 
 def check(r, what):
@@ -112,6 +118,7 @@ class Template:
         self.spare = None  # the next execution's child, set up ahead (Spare)
         self.spare_netns = -1  # a network namespace for the next spare
         self.next_disk = None  # its /work and /tmp size: the last request's
+        self.idle_since = 0.0  # when the last execution ended
         self.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         self.warm_up()
         # The bounding set limits what any later execve can gain: empty it
@@ -154,24 +161,32 @@ class Template:
             # The next spare's network namespace (with loopback up) is
             # made between requests, even while executions run. The spare
             # itself (see make_spare), with the last request's disk size,
-            # only while none runs: its set-up would take CPU time from
-            # them.
+            # only once no execution has run for SPARE_IDLE seconds: its
+            # set-up would take CPU time from executions, and a request
+            # that comes at once (back-to-back executions) is served as
+            # fast by a child made for it.
             if self.spare is None and self.spare_netns < 0:
                 try:
                     self.spare_netns = self.new_netns()
                 except OSError:
                     pass
+            timeout = None if self.pidfd_ok else 20
             if self.spare is None and self.next_disk is not None and not self.execs:
-                try:
-                    self.spare = self.make_spare(self.next_disk)
-                except OSError:
-                    pass
+                wait = self.idle_since + SPARE_IDLE - time.monotonic()
+                if wait <= 0:
+                    try:
+                        self.spare = self.make_spare(self.next_disk)
+                    except OSError:
+                        pass
+                else:
+                    ms = int(wait * 1000) + 1
+                    timeout = ms if timeout is None else min(timeout, ms)
             p = select.poll()
             p.register(sock, select.POLLIN)
             for fd in self.pidfds:
                 p.register(fd, select.POLLIN)
             try:
-                events = p.poll(None if self.pidfd_ok else 20)
+                events = p.poll(timeout)
             except InterruptedError:
                 continue
             for fd, _ in events:
@@ -289,7 +304,7 @@ class Template:
         # The next execution's child, made before any request for it: a
         # new pid namespace with its anchor (pid 1) and the child (pid 2),
         # which builds its namespaces and mounts, restricts itself with
-        # Landlock and (unless an execution is already waiting for it)
+        # Landlock and (unless an execution comes within TOUCH_AFTER_MS)
         # runs the runner once on a constant, then waits on ctl for an
         # execution. It holds nothing of any request until then, and
         # never runs code of two.
@@ -395,6 +410,8 @@ class Template:
                 continue
             anchor, status_w = ent
             self.end_anchor(anchor)
+            if not self.execs:
+                self.idle_since = time.monotonic()
             ex = {"type": "exit"}
             if os.WIFSIGNALED(st):
                 ex["exit_code"], ex["signal"] = -1, os.WTERMSIG(st)
@@ -440,10 +457,11 @@ class Template:
                 self.landlock()
             p = select.poll()
             p.register(ctl, select.POLLIN)
-            if not p.poll(0):
-                # Nobody waits yet: run the runner once on a constant, so
-                # that the pages it touches are copied now, not while the
-                # code waits.
+            if not p.poll(TOUCH_AFTER_MS):
+                # Still nobody waits (executions are not coming back to
+                # back): run the runner once on a constant, so that the
+                # pages it touches are copied now, not while the code
+                # waits.
                 R = self.runner
                 R["_loads"](b'{"type":"exec","code":"x = [1]\\nx"}')
                 R["_exec"]({"type": "exec", "code": "x = [1]\nx"}, {"__builtins__": __builtins__})
