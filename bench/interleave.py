@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Times commands in alternation and prints each one's median and its ratio
+to the first command's. On a noisy machine (a shared VM whose speed drifts
+over minutes) alternating runs compares like with like where hyperfine's
+one-command-after-the-other blocks do not.
+
+    bench/interleave.py [-n RUNS] CMD [CMD ...]
+
+Each CMD is one shell-quoted string, split with shlex (no shell runs it).
+Example (from the repo root, after `make build`):
+
+    bench/interleave.py -n 150 "/usr/bin/python3 -c 'print(1)'" \\
+        "bin/pybox run -c 'print(1)'"
+"""
+import argparse
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=100, help="runs of each command (default 100)")
+    ap.add_argument("-w", type=int, default=3, help="warm-up runs of each command (default 3)")
+    ap.add_argument("cmds", nargs="+", help="commands; the first is the baseline")
+    a = ap.parse_args()
+    cmds = [shlex.split(c) for c in a.cmds]
+    times = [[] for _ in cmds]
+    with open(os.devnull, "w") as null:
+        def run(c):
+            t = time.perf_counter()
+            r = subprocess.run(c, stdout=null, stderr=null)
+            if r.returncode != 0:
+                sys.exit("interleave: %s exited with %d" % (shlex.join(c), r.returncode))
+            return time.perf_counter() - t
+        for c in cmds:
+            for _ in range(a.w):
+                run(c)
+        for _ in range(a.n):
+            for i, c in enumerate(cmds):
+                times[i].append(run(c))
+    base = statistics.median(times[0])
+    print("| command | median ms | ratio |")
+    print("|---|---:|---:|")
+    for c, t in zip(a.cmds, times):
+        m = statistics.median(t)
+        print("| `%s` | %.2f | %.2fx |" % (c, m * 1000, m / base))
+
+
+if __name__ == "__main__":
+    main()
