@@ -24,8 +24,13 @@ import (
 // the stdio tests talk to a real subprocess.
 const stdioEnv = "PYBOX_MCP_TEST_STDIO"
 
-// testTimeout is every test server's run time limit.
-const testTimeout = pybox.Duration(3 * time.Second)
+// testTimeout is every test server's run time limit, but slowTimeout's:
+// a cold matplotlib import can take seconds while the rest of the suite
+// loads the machine.
+const (
+	testTimeout = pybox.Duration(3 * time.Second)
+	slowTimeout = pybox.Duration(60 * time.Second)
+)
 
 func TestMain(m *testing.M) {
 	pybox.Init() // the native backend re-executes this binary
@@ -100,8 +105,14 @@ func (a authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 func connectHTTP(t *testing.T, logs *logSink) *sdk.ClientSession {
 	t.Helper()
+	return connectHTTPConfig(t, logs, Config{Timeout: testTimeout})
+}
+
+// connectHTTPConfig is connectHTTP with a server configured by cfg.
+func connectHTTPConfig(t *testing.T, logs *logSink, cfg Config) *sdk.ClientSession {
+	t.Helper()
 	sb := pybox.New(pybox.Options{})
-	ts := httptest.NewServer(HTTPHandler(sb, Config{Timeout: testTimeout}, "tok"))
+	ts := httptest.NewServer(HTTPHandler(sb, cfg, "tok"))
 	t.Cleanup(func() { ts.Close(); sb.Close(context.Background()) })
 
 	// Without the token the endpoint refuses.

@@ -171,7 +171,7 @@ func TestSessionOwnerHTTP(t *testing.T) {
 
 func TestPlotImage(t *testing.T) {
 	requireBackend(t)
-	cs := connectHTTP(t, &logSink{})
+	cs := connectHTTPConfig(t, &logSink{}, Config{Timeout: slowTimeout})
 	text, res := call(t, cs, ToolName, map[string]any{"python_code": "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()"})
 	if strings.Contains(text, "No module named 'matplotlib'") {
 		require.Feature(t, false, "python3-matplotlib")
