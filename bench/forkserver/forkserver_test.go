@@ -93,7 +93,12 @@ func runPlain(b *testing.B, code string) {
 // BenchmarkWarmPrintSpaced is BenchmarkWarmPrint with 10 ms of idle time
 // between executions (not timed), as between an agent's tool calls: the
 // template prepares the next child in that time.
-func BenchmarkWarmPrintSpaced(b *testing.B) {
+func BenchmarkWarmPrintSpaced(b *testing.B) { runSpaced(b, "print(1)") }
+
+// BenchmarkWarmNumpySpaced is BenchmarkWarmNumpy with the same idle time.
+func BenchmarkWarmNumpySpaced(b *testing.B) { runSpaced(b, numpySnippet) }
+
+func runSpaced(b *testing.B, code string) {
 	sb := warm(b)
 	defer sb.Close(context.Background())
 	var lat []time.Duration
@@ -102,7 +107,7 @@ func BenchmarkWarmPrintSpaced(b *testing.B) {
 		time.Sleep(10 * time.Millisecond)
 		b.StartTimer()
 		t := time.Now()
-		res, err := sb.Run(context.Background(), pybox.Request{Code: "print(1)"})
+		res, err := sb.Run(context.Background(), pybox.Request{Code: code})
 		lat = append(lat, time.Since(t))
 		if err != nil || res.Status != pybox.StatusSuccess || !res.Isolation.ForkServer {
 			b.Fatalf("%v %+v", err, res)

@@ -35,6 +35,9 @@ UID = GID = 1000
 # A spare warms the runner up only after this long without a request: a
 # request that comes sooner (back-to-back executions) would wait for it.
 TOUCH_AFTER_MS = 2
+# What a spare of a template with numpy runs to warm it up: an array, a
+# binary ufunc and a reduction (the paths most numpy cells start with).
+WARM_NUMPY = "import numpy\n(numpy.ones(16) * 2).sum()"
 # How long the template must have been idle (no execution running) before
 # it makes a spare, in seconds.
 SPARE_IDLE = 0.002
@@ -465,6 +468,10 @@ class Template:
                 R = self.runner
                 R["_loads"](b'{"type":"exec","code":"x = [1]\\nx"}')
                 R["_exec"]({"type": "exec", "code": "x = [1]\nx"}, {"__builtins__": __builtins__})
+                if "numpy" in self.preloaded:
+                    # And numpy's array and ufunc machinery, which a cell
+                    # using numpy touches first.
+                    R["_exec"]({"type": "exec", "code": WARM_NUMPY}, {"__builtins__": __builtins__})
         except BaseException as e:
             # Reported to the execution this child is handed, if any.
             failed = e
