@@ -40,6 +40,3 @@ func (g *Group) Delete() error { return nil }
 
 // Cleanup returns nil: there is nothing to remove.
 func Cleanup() error { return nil }
-
-// PrimeMigration does nothing on this platform.
-func PrimeMigration() {}

@@ -43,7 +43,6 @@ type plan struct {
 	// (cpu and cpuacct are often co-mounted) that AddProc writes to.
 	v1dir  map[string]string
 	v1hier []string
-	v1own  string // this process's own group in the first hierarchy
 	memsw  bool
 
 	// v2: the parent dir and the chain of dirs, root first, whose
@@ -254,9 +253,6 @@ func detectV1(h hostPaths, p *plan, v1 map[string]mount, own map[string]string) 
 			dir = filepath.Join(inMount(h, m, own[c]), "pybox")
 		}
 		p.v1dir[c] = dir
-		if p.v1own == "" {
-			p.v1own = inMount(h, m, own[c])
-		}
 		if !seen[m.point] {
 			seen[m.point] = true
 			p.v1hier = append(p.v1hier, dir)

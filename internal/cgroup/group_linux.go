@@ -368,23 +368,6 @@ func (g *Group) AddProc(pid int) error {
 	return nil
 }
 
-// PrimeMigration makes the next AddProc calls of this process fast on
-// cgroup v1. Moving a process between v1 groups takes the kernel's global
-// cgroup_threadgroup_rwsem for writing, whose first writer waits for an RCU
-// grace period (2-14 ms measured on a 2-core machine); writers that follow
-// within about one more grace period do not wait. PrimeMigration "moves"
-// this process into the group it is already in (a no-op that takes the
-// same lock), so that the wait overlaps whatever the caller does next. It
-// blocks for that wait: call it in its own goroutine. On v2 (where pybox
-// starts processes in their group with CLONE_INTO_CGROUP) it does nothing.
-func PrimeMigration() {
-	p, err := hostPlan()
-	if err != nil || p.v2 || p.v1own == "" {
-		return
-	}
-	_ = writeFile(p.v1own, "cgroup.procs", "0")
-}
-
 // FD returns a directory fd of the group for SysProcAttr.UseCgroupFD
 // (CLONE_INTO_CGROUP). It is v2 only: ok is false on v1. The fd stays
 // owned by g and is closed by Delete.

@@ -119,7 +119,6 @@ func newBackend() (backend.Backend, error) {
 	}
 	b.cg, b.cgErr = cgroup.Detect()
 	if b.cgErr == nil {
-		go cgroup.PrimeMigration()
 		// Groups left by a pybox that crashed mid-run.
 		_ = cgroup.Cleanup()
 	}
