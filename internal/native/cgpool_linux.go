@@ -26,7 +26,7 @@ import (
 // endlessly; each kit holds a cgroup and 18 fds).
 const (
 	cgPoolSize = 2
-	cgPoolKeys = 8
+	cgPoolKeys = 4
 )
 
 type cgPool struct {
