@@ -234,10 +234,18 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 			fmt.Fprintf(os.Stderr, "pybox trace:   start: %s at %dµs\n", what, time.Since(st0).Microseconds())
 		}
 	}
+	// On cgroup v1 an interpreter that runs the runner joins its cgroup
+	// late, and init not at all (see joinLate): then the pids limit
+	// reserves nothing for init's threads.
+	late := b.cgErr == nil && b.cg.Version == "v1" && fd3 == nil && !cfg.Template && procChildren()
+	reserve := initproc.InitThreads
+	if late {
+		reserve = 0
+	}
 	// cgroup: memory (+swap), pids, cpu.
 	if b.cgErr == nil {
 		sb.cg, err = cgroup.New(cgroup.RunName(runSeq.Add(1)), cgroup.Limits{
-			MemoryBytes: int64(req.Memory), Pids: req.Pids + initproc.InitThreads,
+			MemoryBytes: int64(req.Memory), Pids: req.Pids + reserve,
 			CPUs: req.CPUs, AllowSwap: req.BestEffort})
 	} else {
 		err = b.cgErr
@@ -356,10 +364,7 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 	// The config first: init builds the sandbox while (on cgroup v1) the
 	// process is moved into the cgroup, then waits for "go" before it
 	// starts the interpreter; or, with a late join, starts it at once.
-	if sb.cg != nil && fd3 == nil && !cfg.Template && procChildren() {
-		_, v2 := sb.cg.FD()
-		cfg.LateCgroup = !v2
-	}
+	cfg.LateCgroup = late && sb.cg != nil
 	if err := initproc.WriteFrame(sb.ctrl, cfg); err != nil {
 		return sb, fmt.Errorf("send config to sandbox init: %w", err)
 	}
