@@ -290,6 +290,20 @@ func TestForkServerSpares(t *testing.T) {
 		require.Equal(t, fmt.Sprintf("%d [] []\n", disk), res.Stdout)
 	}
 
+	// A spare (set up, Landlock applied, runner warmed) still takes input
+	// files, nested directories included, and hands back output files.
+	time.Sleep(100 * time.Millisecond)
+	res := warmRun(t, sb, pybox.Request{Disk: 8 << 20, CollectFiles: true,
+		Files: []pybox.File{{Name: "in/deep/a.txt", Data: []byte("spare")}},
+		Code:  "import os\nprint(open('in/deep/a.txt').read(), os.stat('in/deep').st_uid)\nopen('out.txt', 'w').write('back')"})
+	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+	require.Equal(t, "spare 1000\n", res.Stdout)
+	got := map[string]string{}
+	for _, f := range res.Files {
+		got[f.Name] = string(f.Data)
+	}
+	require.Equal(t, "back", got["out.txt"])
+
 	// A spare killed while it waits is replaced: the run is still warm.
 	time.Sleep(100 * time.Millisecond)
 	killed := 0
@@ -309,7 +323,7 @@ func TestForkServerSpares(t *testing.T) {
 	}
 	require.True(t, killed > 0, "no spare found")
 	time.Sleep(50 * time.Millisecond)
-	res := warmRun(t, sb, pybox.Request{Code: "print('after')", Disk: 8 << 20})
+	res = warmRun(t, sb, pybox.Request{Code: "print('after')", Disk: 8 << 20})
 	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
 	require.Equal(t, "after\n", res.Stdout)
 }
