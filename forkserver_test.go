@@ -304,6 +304,15 @@ func TestForkServerSpares(t *testing.T) {
 	}
 	require.Equal(t, "back", got["out.txt"])
 
+	// The spare prepared (in a cgroup made for the last run's limits)
+	// never serves a run with other limits: those are enforced.
+	time.Sleep(100 * time.Millisecond)
+	res = warmRun(t, sb, pybox.Request{Code: "x = bytearray(160 << 20)", Memory: 64 << 20, Disk: 8 << 20})
+	require.Equal(t, pybox.StatusMemoryLimit, res.Status, res.Error)
+	time.Sleep(100 * time.Millisecond)
+	res = warmRun(t, sb, pybox.Request{Code: "x = bytearray(160 << 20)\nprint('ok')", Disk: 8 << 20})
+	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+
 	// A spare killed while it waits is replaced: the run is still warm.
 	time.Sleep(100 * time.Millisecond)
 	killed := 0

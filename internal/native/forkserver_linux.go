@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -57,6 +58,16 @@ type forkServer struct {
 	inflight sync.WaitGroup
 	state    sync.Mutex
 	broken   bool
+
+	// running counts executions on the template now; prep is the kit
+	// holding its prepared spare (prepare_linux.go), prepWG the spares
+	// being prepared (preparing: one is), retired set once retire began.
+	running   atomic.Int32
+	prepMu    sync.Mutex
+	prep      *prepared
+	prepWG    sync.WaitGroup
+	preparing bool
+	retired   bool
 }
 
 // Configure implements backend.Configurable.
@@ -210,8 +221,10 @@ func (fs *forkServer) breakDown() {
 // retire waits for the template's executions to end, then destroys it.
 func (fs *forkServer) retire() {
 	fs.inflight.Wait()
+	fs.stopPreparing()
 	fs.conn.Close()
 	fs.sb.destroy()
+	fs.dropPrepared()
 }
 
 // closeServers retires every template (Backend.Close).
@@ -374,6 +387,9 @@ type forkRequest struct {
 	FilesLimit int64  `json:"files_limit,omitempty"`
 	// Files says input files follow on the config pipe.
 	Files bool `json:"files,omitempty"`
+	// Prepared names the cgroup of the template's prepared spare when the
+	// execution took that kit (prepare_linux.go).
+	Prepared *uint64 `json:"prepared,omitempty"`
 }
 
 // fork asks the template for one child, handing it fds.
@@ -425,10 +441,18 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	res.Isolation.Limits = api.Limits{
 		TimeoutMS: req.Timeout.D().Milliseconds(), OutputBytes: int64(req.OutputLimit), DiskBytes: int64(req.Disk),
 	}
-	kit, err := b.runKit(cgroup.Limits{
-		MemoryBytes: int64(req.Memory), Pids: req.Pids, CPUs: req.CPUs, AllowSwap: req.BestEffort})
-	if err != nil {
-		return fmt.Errorf("cgroup limits cannot be enforced: %w", err)
+	limits := cgroup.Limits{MemoryBytes: int64(req.Memory), Pids: req.Pids, CPUs: req.CPUs, AllowSwap: req.BestEffort}
+	fs.started()
+	defer fs.ended(b, limits, int64(req.Disk))
+	var preparedID *uint64
+	var kit *warmKit
+	if p := fs.takePrepared(limits, int64(req.Disk)); p != nil {
+		kit, preparedID = p.kit, &p.id
+	} else {
+		var err error
+		if kit, err = b.runKit(limits); err != nil {
+			return fmt.Errorf("cgroup limits cannot be enforced: %w", err)
+		}
 	}
 	cg := kit.cg
 	// Removing a cgroup takes ~1 ms (v1 memory controller): do it after
@@ -458,7 +482,8 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	// The input files and the code go into their pipes now: the child
 	// reads them only once it is in its cgroup, and so finds them there
 	// at once. (If the fork fails, closing the pipes ends the writers.)
-	fr := forkRequest{Disk: int64(req.Disk), Collect: req.CollectFiles, FilesLimit: int64(req.FilesLimit), Files: len(req.Files) > 0}
+	fr := forkRequest{Disk: int64(req.Disk), Collect: req.CollectFiles, FilesLimit: int64(req.FilesLimit), Files: len(req.Files) > 0,
+		Prepared: preparedID}
 	if fr.Files {
 		var ex zygote.Exec
 		for _, f := range req.Files {
@@ -479,7 +504,7 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	}
 	mark("forked")
 	if trace {
-		tr = append(tr, fmt.Sprintf("(template: spare=%v took=%d)", reply.Spare, reply.TookUS))
+		tr = append(tr, fmt.Sprintf("(template: spare=%v prepared=%v took=%d)", reply.Spare, preparedID != nil, reply.TookUS))
 	}
 	for _, f := range []*os.File{cfgR, outW, errW, rinR, routW, stW, fiW} {
 		f.Close()

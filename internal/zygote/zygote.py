@@ -38,9 +38,6 @@ TOUCH_AFTER_MS = 2
 # What a spare of a template with numpy runs to warm it up: an array, a
 # binary ufunc and a reduction (the paths most numpy cells start with).
 WARM_NUMPY = "import numpy\n(numpy.ones(16) * 2).sum()"
-# How long the template must have been idle (no execution running) before
-# it makes a spare, in seconds.
-SPARE_IDLE = 0.002
 
 
 def check(r, what):
@@ -93,9 +90,11 @@ class SockFprog(ctypes.Structure):
 
 class Spare:
     # A child made ahead (Template.make_spare): its pid, its pid
-    # namespace's anchor, the socket it waits on, and its disk size.
-    def __init__(self, pid, anchor, ctl, disk):
+    # namespace's anchor, the socket it waits on, its disk size, and the
+    # supervisor's id of the cgroup it moved itself into (None: none yet).
+    def __init__(self, pid, anchor, ctl, disk, cgroup=None):
         self.pid, self.anchor, self.ctl, self.disk = pid, anchor, ctl, disk
+        self.cgroup = cgroup
 
 
 class Template:
@@ -120,8 +119,6 @@ class Template:
         self.own_netns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         self.spare = None  # the next execution's child, set up ahead (Spare)
         self.spare_netns = -1  # a network namespace for the next spare
-        self.next_disk = None  # its /work and /tmp size: the last request's
-        self.idle_since = 0.0  # when the last execution ended
         self.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         self.warm_up()
         # The bounding set limits what any later execve can gain: empty it
@@ -163,27 +160,14 @@ class Template:
         while True:
             # The next spare's network namespace (with loopback up) is
             # made between requests, even while executions run. The spare
-            # itself (see make_spare), with the last request's disk size,
-            # only once no execution has run for SPARE_IDLE seconds: its
-            # set-up would take CPU time from executions, and a request
-            # that comes at once (back-to-back executions) is served as
-            # fast by a child made for it.
+            # itself is made when the supervisor asks (prepare), once no
+            # execution has run for a moment, or for a request.
             if self.spare is None and self.spare_netns < 0:
                 try:
                     self.spare_netns = self.new_netns()
                 except OSError:
                     pass
             timeout = None if self.pidfd_ok else 20
-            if self.spare is None and self.next_disk is not None and not self.execs:
-                wait = self.idle_since + SPARE_IDLE - time.monotonic()
-                if wait <= 0:
-                    try:
-                        self.spare = self.make_spare(self.next_disk)
-                    except OSError:
-                        pass
-                else:
-                    ms = int(wait * 1000) + 1
-                    timeout = ms if timeout is None else min(timeout, ms)
             p = select.poll()
             p.register(sock, select.POLLIN)
             for fd in self.pidfds:
@@ -208,7 +192,10 @@ class Template:
             if not msg:
                 return
             req = json.loads(msg)
-            reply = self.fork(req, fds)
+            if req.get("type") == "prepare":
+                reply = self.prepare(req, fds)
+            else:
+                reply = self.fork(req, fds)
             sock.send(json.dumps(reply).encode())
 
     def watch(self, pid):
@@ -243,8 +230,10 @@ class Template:
         # it into the execution's cgroup and answers the supervisor.
         t0 = time.monotonic()
         disk = int(req["disk"])
-        self.next_disk = disk
-        sp, self.spare = self.spare, None
+        prepared = req.get("prepared")
+        sp = None
+        if self.spare is not None and self.spare.cgroup == prepared:
+            sp, self.spare = self.spare, None
         spare = sp is not None
         sent = False
         try:
@@ -274,7 +263,7 @@ class Template:
             # with the request).
             ok = b"1"
             try:
-                for fd in fds[7:]:
+                for fd in fds[7:] if sp.cgroup is None else []:
                     os.write(fd, b"%d" % sp.pid)
             except OSError:
                 ok = b"0"
@@ -303,7 +292,25 @@ class Template:
         return {"type": "forked", "id": req.get("id"), "pid": sp.pid, "spare": spare,
                 "took_us": int((time.monotonic() - t0) * 1e6)}
 
-    def make_spare(self, disk):
+    def prepare(self, req, fds):
+        # Makes the next execution's spare now, in the cgroup whose
+        # cgroup.procs files come with the request (the supervisor's next
+        # one for these limits): the spare moves itself there while it
+        # sets up, so that the move's wait (an RCU grace period, 2-15 ms
+        # when no move happened for a while) is not an execution's.
+        try:
+            if self.spare is not None:
+                self.drop_spare(self.spare)
+                self.spare = None
+            self.spare = self.make_spare(int(req["disk"]), fds, req["cgroup"])
+        except OSError as e:
+            return {"type": "prepare-error", "id": req.get("id"), "error": str(e)}
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return {"type": "prepared", "id": req.get("id"), "pid": self.spare.pid}
+
+    def make_spare(self, disk, procs=(), cgroup=None):
         # The next execution's child, made before any request for it: a
         # new pid namespace with its anchor (pid 1) and the child (pid 2),
         # which builds its namespaces and mounts, restricts itself with
@@ -327,7 +334,7 @@ class Template:
                 pid = os.fork()
                 if pid == 0:
                     ours.close()
-                    self.spare_child(theirs, netns, disk)  # never returns
+                    self.spare_child(theirs, netns, disk, procs)  # never returns
             finally:
                 check(libc.setns(self.own_pidns, CLONE_NEWPID), "setns(pid)")
         except BaseException:
@@ -342,7 +349,7 @@ class Template:
             os.close(netns)
             if theirs is not None:
                 theirs.close()
-        return Spare(pid, anchor, ours, disk)
+        return Spare(pid, anchor, ours, disk, cgroup)
 
     def drop_spare(self, sp):
         # Ends an unused spare.
@@ -413,8 +420,6 @@ class Template:
                 continue
             anchor, status_w = ent
             self.end_anchor(anchor)
-            if not self.execs:
-                self.idle_since = time.monotonic()
             ex = {"type": "exit"}
             if os.WIFSIGNALED(st):
                 ex["exit_code"], ex["signal"] = -1, os.WTERMSIG(st)
@@ -441,20 +446,29 @@ class Template:
         for dst, flags, opts in self.TMPFS:
             check(libc.mount(b"tmpfs", dst, b"tmpfs", flags, b"size=%d" % disk + opts), "mount " + dst.decode())
 
-    def spare_child(self, ctl, netns, disk):
+    def spare_child(self, ctl, netns, disk, procs):
         # The spare child (see make_spare); ends the process.
         code = 255
         status_w = -1
         failed = None
+        self.joined = False
         try:
             # Nothing of the template's but what the set-up needs: not its
             # socket to the supervisor, pidfds or status pipes.
-            keep = sorted({ctl.fileno(), netns, self.devnull})
+            keep = sorted({ctl.fileno(), netns, self.devnull, *procs})
             lo = 3
             for fd in keep:
                 os.closerange(lo, fd)
                 lo = fd + 1
             os.closerange(lo, 1 << 20)
+            if procs:
+                # Into the cgroup prepared for the next execution (every
+                # hierarchy), then a cgroup namespace rooted there.
+                for fd in procs:
+                    os.write(fd, b"0")
+                    os.close(fd)
+                check(libc.unshare(CLONE_NEWCGROUP), "unshare(CLONE_NEWCGROUP)")
+                self.joined = True
             self.namespaces(netns, disk)
             if self.ll:
                 self.landlock()
@@ -497,7 +511,8 @@ class Template:
         # meanwhile; the new cgroup namespace must be rooted there.
         if ctl.recv(1) != b"1":
             raise OSError("the template could not move the process into its cgroup")
-        check(libc.unshare(CLONE_NEWCGROUP), "unshare(CLONE_NEWCGROUP)")
+        if not self.joined:
+            check(libc.unshare(CLONE_NEWCGROUP), "unshare(CLONE_NEWCGROUP)")
         files = []
         if req.get("files"):
             c = read_frame(fds[0])
