@@ -20,9 +20,15 @@
 // carries the execution's disk size and file-collection settings. The
 // supervisor may write the runner's exec frame before it sends the
 // request: the child reads it only once it is in its cgroup. The template
-// hands the request to a child it made ahead (a spare, set up while no
-// execution ran) or makes one now, and answers
-// {"type":"forked","id":N,"pid":P} or {"type":"fork-error",...}. On the status pipe, with the frames of
+// hands the request to a child it made ahead (a spare) or makes one now,
+// and answers {"type":"forked","id":N,"pid":P} or {"type":"fork-error",...}.
+//
+// While no execution runs, the supervisor may send
+// {"type":"prepare","id":N,"disk":D,"cgroup":C} with the cgroup.procs files
+// of the cgroup the next execution will use: the template makes its spare
+// there (the spare moves itself in while it sets up) and answers
+// {"type":"prepared",...}. A fork request with "prepared":C is served by
+// that spare, without a move; any other by a child made for it. On the status pipe, with the frames of
 // internal/initproc, the child reports collected files (or an error frame
 // when its setup failed), then the template reports the exit status and
 // done.

@@ -7,11 +7,13 @@
 # with fd 3 a SOCK_SEQPACKET socket to the supervisor. Per execution the
 # supervisor sends {"type":"fork"} with file descriptors; the template hands
 # them to a child made for the execution: pid 2 of a new pid namespace
-# (pid 1 is a do-nothing anchor), made ahead of time while idle (a spare)
-# or now. The child unshares mount, ipc and uts namespaces, enters a
-# network namespace the template made for it, mounts a fresh /proc, /work,
-# /tmp and /dev/shm and applies Landlock; once handed an execution and
-# moved into its cgroup, it unshares its cgroup namespace, writes the input
+# (pid 1 is a do-nothing anchor), made ahead of time when the supervisor
+# asks ("prepare": a spare, in the cgroup of the next execution) or now.
+# The child unshares mount, ipc and uts namespaces, enters a network
+# namespace the template made for it, mounts a fresh /proc, /work, /tmp
+# and /dev/shm and applies Landlock; once in its cgroup (moved by the
+# template, or by itself when prepared) it unshares its cgroup namespace;
+# once handed an execution, it writes the input
 # files, drops every privilege (uid 1000, no groups, no capabilities),
 # applies a seccomp filter that denies what the template kept, and runs the
 # ordinary runner on fds 3 and 4. The template reaps it, kills its anchor
