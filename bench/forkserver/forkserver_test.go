@@ -93,18 +93,25 @@ func runPlain(b *testing.B, code string) {
 // BenchmarkWarmPrintSpaced is BenchmarkWarmPrint with 10 ms of idle time
 // between executions (not timed), as between an agent's tool calls: the
 // template prepares the next child in that time.
-func BenchmarkWarmPrintSpaced(b *testing.B) { runSpaced(b, "print(1)") }
+func BenchmarkWarmPrintSpaced(b *testing.B) { runSpaced(b, "print(1)", 10*time.Millisecond) }
 
 // BenchmarkWarmNumpySpaced is BenchmarkWarmNumpy with the same idle time.
-func BenchmarkWarmNumpySpaced(b *testing.B) { runSpaced(b, numpySnippet) }
+func BenchmarkWarmNumpySpaced(b *testing.B) { runSpaced(b, numpySnippet, 10*time.Millisecond) }
 
-func runSpaced(b *testing.B, code string) {
+// BenchmarkWarmPrintIdle leaves 200 ms between executions, long enough for
+// the kernel's state of a cgroup move to go cold (see RATIONALE.md,
+// prepared spares). It takes 0.2 s per op: run it on its own,
+//
+//	go test -run XXX -bench WarmPrintIdle -benchtime 50x ./bench/forkserver
+func BenchmarkWarmPrintIdle(b *testing.B) { runSpaced(b, "print(1)", 200*time.Millisecond) }
+
+func runSpaced(b *testing.B, code string, gap time.Duration) {
 	sb := warm(b)
 	defer sb.Close(context.Background())
 	var lat []time.Duration
 	for b.Loop() {
 		b.StopTimer()
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(gap)
 		b.StartTimer()
 		t := time.Now()
 		res, err := sb.Run(context.Background(), pybox.Request{Code: code})
