@@ -97,10 +97,7 @@ except OSError as e:
 	res = warmRun(t, sb, pybox.Request{Code: "open('o.txt','w').write(open('i.txt').read()*2)",
 		Files: []pybox.File{{Name: "i.txt", Data: []byte("ab")}}, CollectFiles: true})
 	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
-	got := map[string]string{}
-	for _, f := range res.Files {
-		got[f.Name] = string(f.Data)
-	}
+	got := outFiles(res)
 	require.Equal(t, "abab", got["o.txt"])
 }
 
@@ -298,10 +295,7 @@ func TestForkServerSpares(t *testing.T) {
 		Code:  "import os\nprint(open('in/deep/a.txt').read(), os.stat('in/deep').st_uid)\nopen('out.txt', 'w').write('back')"})
 	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
 	require.Equal(t, "spare 1000\n", res.Stdout)
-	got := map[string]string{}
-	for _, f := range res.Files {
-		got[f.Name] = string(f.Data)
-	}
+	got := outFiles(res)
 	require.Equal(t, "back", got["out.txt"])
 
 	// The spare prepared (in a cgroup made for the last run's limits)

@@ -111,10 +111,7 @@ func TestFilesInOut(t *testing.T) {
 	})
 	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
 	require.Equal(t, "hello input\n", res.Stdout)
-	got := map[string]string{}
-	for _, f := range res.Files {
-		got[f.Name] = string(f.Data)
-	}
+	got := outFiles(res)
 	require.Equal(t, "result", got["out.txt"])
 	require.Equal(t, "\x00\x01", got["sub/x.bin"])
 	require.Equal(t, "hello input", got["data/in.txt"])
@@ -164,4 +161,13 @@ pd.DataFrame({'a': [1, 2]})`})
 	require.True(t, strings.HasPrefix(string(png), "\x89PNG"), "not a PNG")
 	require.Contains(t, res.Outputs[1].Data, "<table")
 	require.Equal(t, "", res.Stderr)
+}
+
+// outFiles maps the names of a result's output files to their contents.
+func outFiles(res *pybox.Result) map[string]string {
+	got := map[string]string{}
+	for _, f := range res.Files {
+		got[f.Name] = string(f.Data)
+	}
+	return got
 }
