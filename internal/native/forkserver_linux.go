@@ -387,6 +387,9 @@ type forkRequest struct {
 	FilesLimit int64  `json:"files_limit,omitempty"`
 	// Files says input files follow on the config pipe.
 	Files bool `json:"files,omitempty"`
+	// Prepared names the cgroup of the template's prepared spare when the
+	// execution took that kit (prepare_linux.go).
+	Prepared *uint64 `json:"prepared,omitempty"`
 }
 
 // fork asks the template for one child, handing it fds.
@@ -441,11 +444,10 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	limits := cgroup.Limits{MemoryBytes: int64(req.Memory), Pids: req.Pids, CPUs: req.CPUs, AllowSwap: req.BestEffort}
 	fs.started()
 	defer fs.ended(b, limits, int64(req.Disk))
-	var spare *net.UnixConn // a prepared spare's socket (prepare_linux.go)
+	var preparedID *uint64
 	var kit *warmKit
 	if p := fs.takePrepared(limits, int64(req.Disk)); p != nil {
-		kit, spare = p.kit, p.ctl
-		defer spare.Close()
+		kit, preparedID = p.kit, &p.id
 	} else {
 		var err error
 		if kit, err = b.runKit(limits); err != nil {
@@ -480,7 +482,8 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	// The input files and the code go into their pipes now: the child
 	// reads them only once it is in its cgroup, and so finds them there
 	// at once. (If the fork fails, closing the pipes ends the writers.)
-	fr := forkRequest{Disk: int64(req.Disk), Collect: req.CollectFiles, FilesLimit: int64(req.FilesLimit), Files: len(req.Files) > 0}
+	fr := forkRequest{Disk: int64(req.Disk), Collect: req.CollectFiles, FilesLimit: int64(req.FilesLimit), Files: len(req.Files) > 0,
+		Prepared: preparedID}
 	if fr.Files {
 		var ex zygote.Exec
 		for _, f := range req.Files {
@@ -491,43 +494,17 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 		cfgW.Close()
 	}
 	go func() { _ = runner.WriteFrame(rinW, runner.NewExec(req.Code, req.Globals)); rinW.Close() }()
-	direct := false
-	if spare != nil {
-		// The prepared spare is in this kit's cgroup already: it gets the
-		// execution straight from here. If it died meanwhile, the
-		// template reports that on the kit's status pipe: the execution
-		// goes through the template with a new one.
-		err := errors.New("the template is gone")
-		if fs.templateAlive() {
-			err = fs.dispatch(spare, fr, fds[:7])
-		}
-		if err == nil {
-			direct = true
-		} else {
-			if stR, stW, err = os.Pipe(); err != nil {
-				return err
-			}
-			defer stR.Close()
-			defer stW.Close()
-			fds[5] = int(stW.Fd())
-		}
-	}
-	if !direct {
-		reply, err := fs.fork(fr, fds)
-		if err != nil {
-			fs.breakDown()
-			if trace {
-				fmt.Fprintf(os.Stderr, "pybox trace: fork failed: %v\n", err)
-			}
-			return fmt.Errorf("%w: %v", errForkFailed, err)
-		}
+	reply, err := fs.fork(fr, fds)
+	if err != nil {
+		fs.breakDown()
 		if trace {
-			tr = append(tr, fmt.Sprintf("(template took %dµs)", reply.TookUS))
+			fmt.Fprintf(os.Stderr, "pybox trace: fork failed: %v\n", err)
 		}
+		return fmt.Errorf("%w: %v", errForkFailed, err)
 	}
 	mark("forked")
 	if trace {
-		tr = append(tr, fmt.Sprintf("(prepared spare: %v)", direct))
+		tr = append(tr, fmt.Sprintf("(template: spare=%v prepared=%v took=%d)", reply.Spare, preparedID != nil, reply.TookUS))
 	}
 	for _, f := range []*os.File{cfgR, outW, errW, rinR, routW, stW, fiW} {
 		f.Close()

@@ -3,8 +3,6 @@ package native
 import (
 	"encoding/json"
 	"fmt"
-	"net"
-	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,39 +19,31 @@ import (
 // (an agent's next tool call) paid it while its child was moved. So once
 // a template has been idle for prepareAfter, the supervisor takes the kit
 // the next execution with the same limits would take and asks the template
-// to prepare a spare in that kit's cgroup: the spare moves itself there
-// while it sets up, and the wait is nobody's. The template reaps and
-// reports the spare like any child, on the kit's status pipe, and hands
-// the supervisor the spare's socket: the next execution with the same
-// limits and disk size takes that kit and gives the spare its execution
-// directly, without a round trip through the template (one wake-up of
-// another process fewer). Any other execution is served as before.
+// to prepare its spare in that kit's cgroup: the spare moves itself there
+// while it sets up, and the wait is nobody's. The next execution with the
+// same limits and disk size takes that kit and names it in its fork
+// request; any other execution is served as before.
 
 // prepareAfter is how long a template must be idle before its next spare
 // is prepared.
 const prepareAfter = 2 * time.Millisecond
 
-// prepared is a kit whose cgroup holds a template's spare, and the
-// spare's socket.
+// prepared is a kit whose cgroup holds a template's spare.
 type prepared struct {
+	id     uint64
 	kit    *warmKit
-	ctl    *net.UnixConn
 	limits cgroup.Limits
 	disk   int64
 }
 
-// drop closes the spare's socket (the spare exits) and deletes the kit.
-func (p *prepared) drop() {
-	p.ctl.Close()
-	p.kit.closeFiles()
-	_ = p.kit.cg.Delete()
-}
-
-// prepareMsg asks the template for a spare in a cgroup (see zygote.go).
+// prepareMsg asks the template to prepare its spare in a cgroup (whose
+// cgroup.procs files come with it); Cgroup is the id the fork request
+// names.
 type prepareMsg struct {
-	Type string `json:"type"`
-	ID   uint64 `json:"id"`
-	Disk int64  `json:"disk"`
+	Type   string `json:"type"`
+	ID     uint64 `json:"id"`
+	Disk   int64  `json:"disk"`
+	Cgroup uint64 `json:"cgroup"`
 }
 
 // takePrepared returns the prepared kit if it matches limits and disk.
@@ -117,103 +107,66 @@ func (b *nativeBackend) prepare(fs *forkServer, l cgroup.Limits, disk int64) {
 	}()
 	// The template drops the old spare (it is killed and reaped) before
 	// it answers; then the old kit can go.
-	if old != nil {
-		old.drop()
-	}
+	defer func() {
+		if old != nil {
+			old.kit.closeFiles()
+			_ = old.kit.cg.Delete()
+		}
+	}()
 	kit, err := b.runKit(l)
 	if err != nil {
 		return
 	}
-	ctl, err := fs.sendPrepare(disk, kit)
+	id, err := fs.sendPrepare(disk, kit)
 	if err != nil {
 		kit.closeFiles()
 		_ = kit.cg.Delete()
 		return
 	}
-	p := &prepared{kit: kit, ctl: ctl, limits: l, disk: disk}
 	fs.prepMu.Lock()
 	defer fs.prepMu.Unlock()
 	if fs.retired {
 		// Retired meanwhile: the spare dies with the template.
-		p.drop()
+		kit.closeFiles()
+		_ = kit.cg.Delete()
 		return
 	}
-	fs.prep = p
+	fs.prep = &prepared{id: id, kit: kit, limits: l, disk: disk}
 }
 
 // sendPrepare sends a prepare request with kit's cgroup.procs files and
-// its status pipe, and returns the prepared spare's socket.
-func (fs *forkServer) sendPrepare(disk int64, kit *warmKit) (*net.UnixConn, error) {
+// returns the cgroup id the next fork request names.
+func (fs *forkServer) sendPrepare(disk int64, kit *warmKit) (uint64, error) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	fs.seq++
-	fs.forks++
-	m := prepareMsg{Type: "prepare", ID: fs.seq, Disk: disk}
+	m := prepareMsg{Type: "prepare", ID: fs.seq, Disk: disk, Cgroup: fs.seq}
 	msg, err := json.Marshal(m)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	var fds []int
 	for _, f := range kit.procs {
 		fds = append(fds, int(f.Fd()))
 	}
-	fds = append(fds, int(kit.pipes[5][1].Fd()))
 	_ = fs.conn.SetDeadline(time.Now().Add(10 * time.Second))
 	defer fs.conn.SetDeadline(time.Time{})
 	if _, _, err := fs.conn.WriteMsgUnix(msg, unix.UnixRights(fds...), nil); err != nil {
-		return nil, fmt.Errorf("fork server: send: %w", err)
+		return 0, fmt.Errorf("fork server: send: %w", err)
 	}
 	buf := make([]byte, 4096)
-	oob := make([]byte, unix.CmsgSpace(4))
-	n, oobn, _, _, err := fs.conn.ReadMsgUnix(buf, oob)
+	n, err := fs.conn.Read(buf)
 	if err != nil {
-		return nil, fmt.Errorf("fork server: no answer: %w", err)
-	}
-	var got []int
-	if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
-		for _, cm := range cms {
-			if r, err := unix.ParseUnixRights(&cm); err == nil {
-				got = append(got, r...)
-			}
-		}
+		return 0, fmt.Errorf("fork server: no answer: %w", err)
 	}
 	var r zygote.Reply
-	if err := json.Unmarshal(buf[:n], &r); err != nil || r.ID != m.ID || r.Type != "prepared" || len(got) != 1 {
-		for _, fd := range got {
-			unix.Close(fd)
-		}
-		return nil, fmt.Errorf("fork server: bad answer to prepare %q", buf[:n])
+	if err := json.Unmarshal(buf[:n], &r); err != nil || r.ID != m.ID {
+		return 0, fmt.Errorf("fork server: bad answer %q", buf[:n])
 	}
-	f := os.NewFile(uintptr(got[0]), "spare")
-	c, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		return nil, err
+	if r.Type != "prepared" {
+		return 0, fmt.Errorf("fork server: %s", r.Error)
 	}
-	return c.(*net.UnixConn), nil
-}
-
-// dispatch hands a prepared spare its execution: the request and the
-// execution's seven fds (see zygote.go), then the word that it is in its
-// cgroup (it moved itself there).
-func (fs *forkServer) dispatch(spare *net.UnixConn, fr forkRequest, fds []int) error {
-	fs.mu.Lock()
-	fs.seq++
-	fs.forks++
-	fr.Type, fr.ID = "fork", fs.seq
-	fs.mu.Unlock()
-	msg, err := json.Marshal(fr)
-	if err != nil {
-		return err
-	}
-	_ = spare.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, _, err := spare.WriteMsgUnix(msg, unix.UnixRights(fds...), nil); err != nil {
-		return fmt.Errorf("fork server: hand the spare its execution: %w", err)
-	}
-	if _, err := spare.Write([]byte("1")); err != nil {
-		return fmt.Errorf("fork server: hand the spare its execution: %w", err)
-	}
-	return nil
+	return m.Cgroup, nil
 }
 
 // stopPreparing makes fs prepare no more spares and waits for those being
@@ -232,23 +185,7 @@ func (fs *forkServer) dropPrepared() {
 	fs.prep = nil
 	fs.prepMu.Unlock()
 	if p != nil {
-		p.drop()
+		p.kit.closeFiles()
+		_ = p.kit.cg.Delete()
 	}
-}
-
-// templateAlive says whether the template still holds its end of fs.conn
-// (a template that died has closed it): a prepared spare is handed an
-// execution only then, since the spare dies with its template.
-func (fs *forkServer) templateAlive() bool {
-	rc, err := fs.conn.SyscallConn()
-	if err != nil {
-		return false
-	}
-	alive := false
-	_ = rc.Control(func(fd uintptr) {
-		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
-		n, err := unix.Poll(p, 0)
-		alive = err == nil && (n == 0 || p[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) == 0)
-	})
-	return alive
 }

@@ -24,14 +24,11 @@
 // and answers {"type":"forked","id":N,"pid":P} or {"type":"fork-error",...}.
 //
 // While no execution runs, the supervisor may send
-// {"type":"prepare","id":N,"disk":D} with the cgroup.procs files of the
-// cgroup the next execution will use, then that execution's status pipe:
-// the template makes a spare child (which moves itself into that cgroup
-// while it sets up), reaps and reports it like any child, and answers
-// {"type":"prepared","id":N,"pid":P} with the spare's SOCK_SEQPACKET
-// socket. The supervisor hands the spare its execution on that socket
-// itself: the fork request's JSON with the first seven fds above, then the
-// byte "1". On the status pipe, with the frames of
+// {"type":"prepare","id":N,"disk":D,"cgroup":C} with the cgroup.procs files
+// of the cgroup the next execution will use: the template makes its spare
+// there (the spare moves itself in while it sets up) and answers
+// {"type":"prepared",...}. A fork request with "prepared":C is served by
+// that spare, without a move; any other by a child made for it. On the status pipe, with the frames of
 // internal/initproc, the child reports collected files (or an error frame
 // when its setup failed), then the template reports the exit status and
 // done.
@@ -84,8 +81,9 @@ type Reply struct {
 	Type string `json:"type"`
 	ID   uint64 `json:"id,omitempty"`
 	PID  int    `json:"pid,omitempty"`
-	// TookUS (of "forked") is how long the template took to answer, in
-	// µs (PYBOX_TRACE=1).
+	// Spare and TookUS (of "forked") say whether the child was made ahead
+	// and how long the template took to answer, in µs (PYBOX_TRACE=1).
+	Spare     bool     `json:"spare,omitempty"`
 	TookUS    int64    `json:"took_us,omitempty"`
 	Error     string   `json:"error,omitempty"`
 	Preloaded []string `json:"preloaded,omitempty"`

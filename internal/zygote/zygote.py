@@ -91,10 +91,12 @@ class SockFprog(ctypes.Structure):
 
 
 class Spare:
-    # A child made by Template.make_spare: its pid, its pid namespace's
-    # anchor and the socket it waits on for its execution.
-    def __init__(self, pid, anchor, ctl):
-        self.pid, self.anchor, self.ctl = pid, anchor, ctl
+    # A child made ahead (Template.make_spare): its pid, its pid
+    # namespace's anchor, the socket it waits on, its disk size, and the
+    # supervisor's id of the cgroup it moved itself into (None: none yet).
+    def __init__(self, pid, anchor, ctl, disk, cgroup=None):
+        self.pid, self.anchor, self.ctl, self.disk = pid, anchor, ctl, disk
+        self.cgroup = cgroup
 
 
 class Template:
@@ -117,7 +119,8 @@ class Template:
         self.ll = cfg.get("landlock")
         self.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self.own_netns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        self.spare_netns = -1  # a network namespace for the next child
+        self.spare = None  # the next execution's child, set up ahead (Spare)
+        self.spare_netns = -1  # a network namespace for the next spare
         self.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         self.warm_up()
         # The bounding set limits what any later execve can gain: empty it
@@ -157,9 +160,11 @@ class Template:
         gc.freeze()
         sock.send(json.dumps({"type": "ready", "preloaded": self.preloaded, "errors": self.errors}).encode())
         while True:
-            # The next child's network namespace (with loopback up) is
-            # made between requests, even while executions run.
-            if self.spare_netns < 0:
+            # The next spare's network namespace (with loopback up) is
+            # made between requests, even while executions run. The spare
+            # itself is made when the supervisor asks (prepare), once no
+            # execution has run for a moment, or for a request.
+            if self.spare is None and self.spare_netns < 0:
                 try:
                     self.spare_netns = self.new_netns()
                 except OSError:
@@ -190,14 +195,9 @@ class Template:
                 return
             req = json.loads(msg)
             if req.get("type") == "prepare":
-                reply, give = self.prepare(req, fds)
-                try:
-                    socket.send_fds(sock, [json.dumps(reply).encode()], give)
-                finally:
-                    for fd in give:
-                        os.close(fd)
-                continue
-            reply = self.fork(req, fds)
+                reply = self.prepare(req, fds)
+            else:
+                reply = self.fork(req, fds)
             sock.send(json.dumps(reply).encode())
 
     def watch(self, pid):
@@ -228,26 +228,44 @@ class Template:
         return fd
 
     def fork(self, req, fds):
-        # Makes the execution's child now, hands it the execution, moves
+        # Hands the execution to a spare child (made ahead, or now), moves
         # it into the execution's cgroup and answers the supervisor.
-        # (Executions after an idle moment go to a prepared spare instead,
-        # straight from the supervisor: see prepare.)
         t0 = time.monotonic()
+        disk = int(req["disk"])
+        prepared = req.get("prepared")
         sp = None
+        if self.spare is not None and self.spare.cgroup == prepared:
+            sp, self.spare = self.spare, None
+        spare = sp is not None
         sent = False
         try:
-            sp = self.make_spare(int(req["disk"]))
-            # The child takes this as soon as its set-up is done (a set-up
-            # that failed is reported on the status pipe, fds[5]).
-            socket.send_fds(sp.ctl, [json.dumps(req).encode()], fds[:7])
-            sent = True
+            if sp is not None and sp.disk != disk:
+                # Made for another disk size: a new one, now.
+                self.drop_spare(sp)
+                sp = None
+            while not sent:
+                fresh = sp is None
+                if fresh:
+                    sp = self.make_spare(disk)
+                # The child takes this as soon as its set-up is done (a
+                # set-up that failed is reported on the status pipe,
+                # fds[5]).
+                try:
+                    socket.send_fds(sp.ctl, [json.dumps(req).encode()], fds[:7])
+                    sent = True
+                except OSError:
+                    if fresh:
+                        raise
+                    # A spare that died while it waited: a new one.
+                    self.drop_spare(sp)
+                    sp = None
             # Into the execution's cgroup (every hierarchy) before the
             # child may go on: it enters a cgroup namespace rooted there,
             # and only then reads the code (which the supervisor sent
             # with the request).
             ok = b"1"
             try:
-                for fd in fds[7:]:
+                for fd in fds[7:] if sp.cgroup is None else []:
                     os.write(fd, b"%d" % sp.pid)
             except OSError:
                 ok = b"0"
@@ -256,8 +274,8 @@ class Template:
                 sp.ctl.send(ok)
         except OSError as e:
             if sp is not None:
-                # Ends the child's pid namespace (reported as usual once it
-                # was handed the execution).
+                # Ends the spare's pid namespace, the child included
+                # (reported as usual once it was handed the execution).
                 if sent:
                     os.kill(sp.anchor, signal.SIGKILL)
                 else:
@@ -273,35 +291,28 @@ class Template:
                 self.watch(sp.pid)
             else:
                 os.close(fds[5])
-        return {"type": "forked", "id": req.get("id"), "pid": sp.pid,
+        return {"type": "forked", "id": req.get("id"), "pid": sp.pid, "spare": spare,
                 "took_us": int((time.monotonic() - t0) * 1e6)}
 
     def prepare(self, req, fds):
-        # Makes a spare for the supervisor's next execution with these
-        # limits, in the cgroup whose cgroup.procs files come with the
-        # request (then its status pipe): the spare moves itself there
-        # while it sets up, so that the move's wait (an RCU grace period,
-        # 2-15 ms when no move happened for a while) is not an
-        # execution's. The spare's socket goes to the supervisor, which
-        # hands it the execution itself; the template reaps it and
-        # reports its exit on the status pipe as for any child. Returns
-        # the reply and the fds to send with it.
-        procs, status_w = fds[:-1], fds[-1]
+        # Makes the next execution's spare now, in the cgroup whose
+        # cgroup.procs files come with the request (the supervisor's next
+        # one for these limits): the spare moves itself there while it
+        # sets up, so that the move's wait (an RCU grace period, 2-15 ms
+        # when no move happened for a while) is not an execution's.
         try:
-            sp = self.make_spare(int(req["disk"]), procs)
+            if self.spare is not None:
+                self.drop_spare(self.spare)
+                self.spare = None
+            self.spare = self.make_spare(int(req["disk"]), fds, req["cgroup"])
         except OSError as e:
-            os.close(status_w)
-            return {"type": "prepare-error", "id": req.get("id"), "error": str(e)}, []
+            return {"type": "prepare-error", "id": req.get("id"), "error": str(e)}
         finally:
-            for fd in procs:
+            for fd in fds:
                 os.close(fd)
-        self.execs[sp.pid] = (sp.anchor, status_w)
-        self.watch(sp.pid)
-        give = [os.dup(sp.ctl.fileno())]
-        sp.ctl.close()
-        return {"type": "prepared", "id": req.get("id"), "pid": sp.pid}, give
+        return {"type": "prepared", "id": req.get("id"), "pid": self.spare.pid}
 
-    def make_spare(self, disk, procs=()):
+    def make_spare(self, disk, procs=(), cgroup=None):
         # The next execution's child, made before any request for it: a
         # new pid namespace with its anchor (pid 1) and the child (pid 2),
         # which builds its namespaces and mounts, restricts itself with
@@ -340,7 +351,7 @@ class Template:
             os.close(netns)
             if theirs is not None:
                 theirs.close()
-        return Spare(pid, anchor, ours)
+        return Spare(pid, anchor, ours, disk, cgroup)
 
     def drop_spare(self, sp):
         # Ends an unused spare.
