@@ -62,21 +62,7 @@ func p50(b *testing.B, d []time.Duration) {
 	}
 }
 
-func runWarm(b *testing.B, code string) {
-	sb := warm(b)
-	defer sb.Close(context.Background())
-	var lat []time.Duration
-	b.ResetTimer()
-	for b.Loop() {
-		t := time.Now()
-		res, err := sb.Run(context.Background(), pybox.Request{Code: code})
-		lat = append(lat, time.Since(t))
-		if err != nil || res.Status != pybox.StatusSuccess || !res.Isolation.ForkServer {
-			b.Fatalf("%v %+v", err, res)
-		}
-	}
-	p50(b, lat)
-}
+func runWarm(b *testing.B, code string) { runSpaced(b, code, 0) }
 
 func runPlain(b *testing.B, code string) {
 	var lat []time.Duration
@@ -105,14 +91,17 @@ func BenchmarkWarmNumpySpaced(b *testing.B) { runSpaced(b, numpySnippet, 10*time
 //	go test -run XXX -bench WarmPrintIdle -benchtime 50x ./bench/forkserver
 func BenchmarkWarmPrintIdle(b *testing.B) { runSpaced(b, "print(1)", 200*time.Millisecond) }
 
+// runSpaced runs code warm, leaving gap (not timed) before each run.
 func runSpaced(b *testing.B, code string, gap time.Duration) {
 	sb := warm(b)
 	defer sb.Close(context.Background())
 	var lat []time.Duration
 	for b.Loop() {
-		b.StopTimer()
-		time.Sleep(gap)
-		b.StartTimer()
+		if gap > 0 {
+			b.StopTimer()
+			time.Sleep(gap)
+			b.StartTimer()
+		}
 		t := time.Now()
 		res, err := sb.Run(context.Background(), pybox.Request{Code: code})
 		lat = append(lat, time.Since(t))

@@ -32,9 +32,6 @@ func (g *Group) Stats() (Stats, error) { return Stats{}, ErrUnsupported }
 // Kill returns ErrUnsupported.
 func (g *Group) Kill() error { return ErrUnsupported }
 
-// Empty says whether the group is known to hold no process.
-func (g *Group) Empty() bool { return false }
-
 // Delete returns nil: there is nothing to remove.
 func (g *Group) Delete() error { return nil }
 

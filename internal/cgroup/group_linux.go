@@ -520,15 +520,6 @@ func (g *Group) procs() ([]int, error) {
 	return pids, nil
 }
 
-// Empty says whether the group is known to hold no process, from one read
-// of its first directory (every process in the group is in that one: pids
-// are written there first, and children inherit every membership). When
-// in doubt it says false.
-func (g *Group) Empty() bool {
-	s, err := readFile(g.dirs[0], "cgroup.procs")
-	return err == nil && strings.TrimSpace(s) == ""
-}
-
 // Kill sends SIGKILL to every process in the group and waits until the
 // group is empty. On v2 it writes cgroup.kill (Linux 5.14+). On v1 (and
 // older v2) it loops over cgroup.procs until it is empty: each round kills

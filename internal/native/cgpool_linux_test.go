@@ -1,6 +1,8 @@
 package native
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/pybox-dev/pybox/internal/cgroup"
@@ -18,7 +20,11 @@ func TestKitPoolIsBounded(t *testing.T) {
 	for i := range 3 * cgPoolKeys {
 		k, err := b.runKit(cgroup.Limits{MemoryBytes: int64(64+i) << 20, Pids: 32})
 		require.NoError(t, err)
-		require.True(t, k.cg.Empty(), "a kit's cgroup is not empty")
+		for _, d := range k.cg.Dirs() {
+			procs, err := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+			require.NoError(t, err)
+			require.Equal(t, "", string(procs), "a kit's cgroup is not empty")
+		}
 		k.closeFiles()
 		require.NoError(t, k.cg.Delete())
 		b.bg.Wait() // the refill
