@@ -23,7 +23,6 @@ import (
 	"github.com/pybox-dev/pybox/internal/initproc"
 	"github.com/pybox-dev/pybox/internal/landlock"
 	"github.com/pybox-dev/pybox/internal/runner"
-	"github.com/pybox-dev/pybox/internal/seccomp"
 	"github.com/pybox-dev/pybox/internal/zygote"
 )
 
@@ -286,10 +285,11 @@ func (b *nativeBackend) startServer(req *api.Request, lean bool) (*forkServer, e
 	if err != nil {
 		return nil, err
 	}
-	filter, finfo, err := seccomp.Raw(seccomp.Options{Only: initproc.TemplateAllow})
-	if err != nil {
-		return nil, err
+	cf := childFilter()
+	if cf.err != nil {
+		return nil, cf.err
 	}
+	filter := cf.raw
 
 	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -368,7 +368,7 @@ func (b *nativeBackend) startServer(req *api.Request, lean bool) (*forkServer, e
 	iso.Landlock = linfo.Enforced
 	iso.LandlockABI = linfo.ABI
 	iso.Missing = append(iso.Missing, linfo.Missing...)
-	iso.Seccomp += "; " + finfo.Summary
+	iso.Seccomp += "; " + cf.summary
 	iso.Filesystem = "fork server: per execution new pid, mount, ipc, uts, network and cgroup namespaces (the user namespace and the read-only root are the template's), fresh /proc, tmpfs /work, /tmp and /dev/shm"
 	iso.ForkServer = true
 	return &forkServer{key: policyKey(req), sb: sb, conn: conn, born: time.Now(), iso: iso, ready: ready}, nil

@@ -25,7 +25,7 @@ import (
 	"github.com/pybox-dev/pybox/internal/initbin"
 	"github.com/pybox-dev/pybox/internal/initproc"
 	"github.com/pybox-dev/pybox/internal/runner"
-	"github.com/pybox-dev/pybox/internal/seccomp"
+	"github.com/pybox-dev/pybox/internal/seccomp/prebuilt"
 )
 
 // HostUIDBase is the host uid (and gid) that the sandbox's root maps to; the
@@ -81,14 +81,13 @@ type nativeBackend struct {
 // warmUp starts, in the background, one-time work of the first cold run,
 // so that it overlaps the rest of the set-up: Go's probe of pidfd support
 // (os runs it once per process, with a throwaway child, on the first
-// FindProcess or StartProcess) and the seccomp filter.
+// FindProcess or StartProcess).
 func warmUp() {
 	go func() {
 		if p, err := os.FindProcess(os.Getpid()); err == nil {
 			_ = p.Release()
 		}
 	}()
-	go defaultFilter()
 }
 
 func newBackend() (backend.Backend, error) {
@@ -890,24 +889,25 @@ func (b *nativeBackend) config(req *api.Request) (*initproc.Config, error) {
 	}, nil
 }
 
-// builtFilter is a seccomp filter for init, built once per process (init
-// installs it as is: see initproc.Config.SeccompFilter).
+// builtFilter is a seccomp filter for init, prebuilt (internal/seccomp/
+// prebuilt) and copied once per process; init installs it as is (see
+// initproc.Config.SeccompFilter).
 type builtFilter struct {
 	raw     []byte
 	summary string
 	err     error
 }
 
-func buildFilter(opts seccomp.Options) builtFilter {
-	raw, info, err := seccomp.Raw(opts)
-	return builtFilter{raw, info.Summary, err}
+func getFilter(k prebuilt.Kind) builtFilter {
+	f, err := prebuilt.Get(k)
+	return builtFilter{f.Raw, f.Summary, err}
 }
 
 // defaultFilter is every sandbox's filter; templateFilter a fork-server
-// template's, which still allows initproc.TemplateAllow.
+// template's, which still allows initproc.TemplateAllow; childFilter what
+// each fork-server child stacks on it.
 var (
-	defaultFilter  = sync.OnceValue(func() builtFilter { return buildFilter(seccomp.Options{}) })
-	templateFilter = sync.OnceValue(func() builtFilter {
-		return buildFilter(seccomp.Options{Allow: initproc.TemplateAllow})
-	})
+	defaultFilter  = sync.OnceValue(func() builtFilter { return getFilter(prebuilt.Default) })
+	templateFilter = sync.OnceValue(func() builtFilter { return getFilter(prebuilt.Template) })
+	childFilter    = sync.OnceValue(func() builtFilter { return getFilter(prebuilt.Child) })
 )

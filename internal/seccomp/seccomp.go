@@ -48,6 +48,10 @@ type Options struct {
 	// architecture check stays; the argument filters and the rest of the
 	// deny-list do not (the template's filter has them).
 	Only []string `json:"only,omitempty"`
+	// Arch is the GOARCH to build for (say, "arm64"); empty means this
+	// machine's. The filter is in this machine's byte order, so only
+	// architectures of the same byte order can be built here.
+	Arch string `json:"arch,omitempty"`
 }
 
 // Info describes a built filter.

@@ -22,9 +22,10 @@ const (
 // x32Bit marks x32 syscall numbers on x86_64.
 const x32Bit = 0x40000000
 
-// Build assembles the filter for this architecture without installing it.
+// Build assembles the filter for this architecture (or opts.Arch) without
+// installing it.
 func Build(opts Options) ([]bpf.Instruction, Info, error) {
-	info, err := arch.GetInfo("")
+	info, err := arch.GetInfo(opts.Arch)
 	if err != nil {
 		return nil, Info{}, fmt.Errorf("seccomp: %w", err)
 	}

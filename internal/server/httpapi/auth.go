@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/pybox-dev/pybox/internal/metrics"
 )
 
 // CheckListen refuses to serve on a non-loopback address without a token:
@@ -70,7 +70,7 @@ func ownerOf(token string) string {
 // tokens: none configured lets everything through) and records which one
 // as the request's owner. Every token is compared, in constant time, so
 // the answer's timing says nothing about which one came close.
-func bearerAuth(tokens []string, next http.Handler, rejected *prometheus.CounterVec) http.Handler {
+func bearerAuth(tokens []string, next http.Handler, rejected *metrics.CounterVec) http.Handler {
 	if len(tokens) == 0 {
 		return next
 	}

@@ -15,13 +15,13 @@ var errQueueFull = errors.New("server busy: every run slot is taken and the queu
 type limiter struct {
 	sem      chan struct{}
 	maxQueue int
-	m        *metrics
+	m        *serverMetrics
 
 	mu      sync.Mutex
 	waiting int
 }
 
-func newLimiter(concurrent, queue int, m *metrics) *limiter {
+func newLimiter(concurrent, queue int, m *serverMetrics) *limiter {
 	return &limiter{sem: make(chan struct{}, concurrent), maxQueue: queue, m: m}
 }
 

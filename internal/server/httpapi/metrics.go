@@ -1,23 +1,20 @@
 package httpapi
 
-import (
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-)
+import "github.com/pybox-dev/pybox/internal/metrics"
 
-// metrics are the server's Prometheus metrics, on a registry of its own so
+// serverMetrics are the server's Prometheus metrics, on a registry of its own so
 // that several servers (tests) never clash.
-type metrics struct {
-	reg      *prometheus.Registry
-	runs     *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	inFlight prometheus.Gauge
-	queue    prometheus.Gauge
-	rejected *prometheus.CounterVec
+type serverMetrics struct {
+	reg      *metrics.Registry
+	runs     *metrics.CounterVec
+	duration *metrics.HistogramVec
+	inFlight *metrics.Gauge
+	queue    *metrics.Gauge
+	rejected *metrics.CounterVec
 
-	sessionsLive    prometheus.Gauge
-	sessionsCreated prometheus.Counter
-	sessionsEnded   *prometheus.CounterVec
+	sessionsLive    *metrics.Gauge
+	sessionsCreated *metrics.Counter
+	sessionsEnded   *metrics.CounterVec
 }
 
 // Reasons a request is rejected before it runs (label of
@@ -48,50 +45,27 @@ const (
 
 var endReasons = []string{endClosed, endIdle, endLifetime, endTimeout, endMemory, endOutput, endKilled, endExited, endShutdown}
 
-func newMetrics() *metrics {
-	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pybox_runs_total",
-			Help: "Runs finished, by result status and backend.",
-		}, []string{"status", "backend"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "pybox_run_duration_seconds",
-			Help:    "Wall time of a run, from getting a slot to the result, by backend.",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
-		}, []string{"backend"}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "pybox_runs_in_flight",
-			Help: "Runs executing now.",
-		}),
-		queue: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "pybox_queue_length",
-			Help: "Requests waiting for a run slot.",
-		}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pybox_http_rejected_total",
-			Help: "Requests rejected before running, by reason.",
-		}, []string{"reason"}),
+func newMetrics() *serverMetrics {
+	reg := metrics.NewRegistry(true)
+	m := &serverMetrics{
+		reg: reg,
+		runs: reg.NewCounterVec("pybox_runs_total",
+			"Runs finished, by result status and backend.", "status", "backend"),
+		duration: reg.NewHistogramVec("pybox_run_duration_seconds",
+			"Wall time of a run, from getting a slot to the result, by backend.",
+			[]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}, "backend"),
+		inFlight: reg.NewGauge("pybox_runs_in_flight", "Runs executing now."),
+		queue:    reg.NewGauge("pybox_queue_length", "Requests waiting for a run slot."),
+		rejected: reg.NewCounterVec("pybox_http_rejected_total",
+			"Requests rejected before running, by reason.", "reason"),
+		sessionsLive:    reg.NewGauge("pybox_sessions_live", "Sessions alive now."),
+		sessionsCreated: reg.NewCounter("pybox_sessions_created_total", "Sessions started."),
+		sessionsEnded: reg.NewCounterVec("pybox_sessions_ended_total",
+			"Sessions ended, by reason.", "reason"),
 	}
-	m.sessionsLive = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "pybox_sessions_live",
-		Help: "Sessions alive now.",
-	})
-	m.sessionsCreated = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "pybox_sessions_created_total",
-		Help: "Sessions started.",
-	})
-	m.sessionsEnded = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "pybox_sessions_ended_total",
-		Help: "Sessions ended, by reason.",
-	}, []string{"reason"})
 	for _, r := range endReasons {
 		m.sessionsEnded.WithLabelValues(r)
 	}
-	m.reg.MustRegister(m.runs, m.duration, m.inFlight, m.queue, m.rejected,
-		m.sessionsLive, m.sessionsCreated, m.sessionsEnded,
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Make the rejection series visible at zero.
 	for _, r := range []string{reasonQueueFull, reasonUnauthorized, reasonInvalid, reasonTooLarge, reasonMediaType, reasonDraining, reasonSessionsFull} {
 		m.rejected.WithLabelValues(r)

@@ -50,9 +50,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/pybox-dev/pybox"
 )
 
@@ -163,7 +160,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	lim      *limiter
-	metrics  *metrics
+	metrics  *serverMetrics
 	sessions *sessionStore
 	handler  http.Handler
 
@@ -205,7 +202,7 @@ func (s *Server) routeTable() []route {
 		{"PUT /v1/sessions/{id}/files/{path...}", false, s.handlePutFile},
 		{"GET /v1/sessions/{id}/files/{path...}", false, s.handleGetFile},
 		{"GET /healthz", true, s.handleHealth},
-		{"GET /metrics", false, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP},
+		{"GET /metrics", false, s.metrics.reg.ServeHTTP},
 		{"GET /openapi.json", true, handleOpenAPI},
 	}
 }
@@ -274,9 +271,6 @@ func pathMatches(pattern, path string) bool {
 
 // Handler returns the API as an http.Handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.handler }
-
-// Registry returns the Prometheus registry behind /metrics.
-func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
 
 // Serve serves the API on ln until ctx is cancelled, then shuts down
 // gracefully: it stops accepting connections, lets in-flight runs finish

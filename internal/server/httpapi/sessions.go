@@ -104,7 +104,7 @@ type tombstone struct {
 // started, and tombstones of ended ones.
 type sessionStore struct {
 	max int
-	m   *metrics
+	m   *serverMetrics
 	log *slog.Logger
 	// watchers counts the goroutines waiting for a session's end.
 	watchers sync.WaitGroup
@@ -116,7 +116,7 @@ type sessionStore struct {
 	order    []string // ended ids, oldest first
 }
 
-func newSessionStore(max int, m *metrics, log *slog.Logger) *sessionStore {
+func newSessionStore(max int, m *serverMetrics, log *slog.Logger) *sessionStore {
 	return &sessionStore{max: max, m: m, log: log, sessions: map[string]*sessionEntry{}, ended: map[string]tombstone{}}
 }
 

@@ -306,17 +306,8 @@ func TestSessionsClosedOnShutdown(t *testing.T) {
 	require.NoError(t, <-served)
 	require.Equal(t, 0, s.sessions.live())
 	var m strings.Builder
-	mfs, err := s.Registry().Gather()
+	_, err = s.metrics.reg.WriteTo(&m)
 	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() == "pybox_sessions_ended_total" {
-			for _, mm := range mf.GetMetric() {
-				if mm.GetLabel()[0].GetValue() == endShutdown {
-					m.WriteString(strings.TrimSuffix(strings.TrimSuffix(mm.GetCounter().String(), " "), ""))
-				}
-			}
-		}
-	}
-	require.Contains(t, m.String(), "value:2")
+	require.Contains(t, m.String(), `pybox_sessions_ended_total{reason="shutdown"} 2`+"\n")
 	noPythonLeft(t)
 }
