@@ -30,8 +30,10 @@
 // With IN "0" (gvisor: the frames arrive on stdin, which the runner moves to
 // an fd >= 100, giving the code /dev/null), and on WASI (wasm), the runner
 // runs one exec frame,
-// then does what Python's finalisation does before exit (joins non-daemon
-// threads, runs atexit handlers, flushes stdio), sends an "exit" [Message]
+// then does what Python's finalisation does that the code can see (joins
+// non-daemon threads, runs atexit handlers, flushes stdio, tears down the
+// code's __main__ so that __del__ methods run and open files are written
+// out), sends an "exit" [Message]
 // with its exit status and exits with it at once, so that the supervisor
 // need not wait for the sandbox to shut down.
 //

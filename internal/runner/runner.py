@@ -234,6 +234,11 @@ def main():
         # while waiting.
         compile("0", "main.py", "exec", _ONLY_AST | _TOP_AWAIT, True)
         _lazy(_EXIT, "_exit")
+        # What exists now is the runner's and the standard library's: keep
+        # the collector, and _teardown's walk over live objects at the end,
+        # to what the code makes (the fork server's template does the same).
+        import gc
+        gc.freeze()
     # A fresh __main__ for the user's code, persisting across exec frames.
     m = type(sys)("__main__")
     m.__file__ = "main.py"
@@ -584,12 +589,14 @@ def _safe_str(e):
 # The end of a gvisor (IN "0") or wasm runner, compiled while it waits for
 # its frame.
 _EXIT = r'''
-def _exit(code):
-    # The supervisor ends the run at the "exit" frame, without waiting
-    # ~10 ms for the sandbox to shut down. So first do what Python's
-    # finalisation does before exit, in its order (Py_FinalizeEx): join the
-    # non-daemon threads, run the atexit handlers, flush sys.stdout and
-    # sys.stderr (exit status 120 if that fails).
+def _finish(code):
+    # What Python's finalisation does before the process ends, in its
+    # order (Py_FinalizeEx), for runs that end with os._exit (gvisor and
+    # wasm, which end at the "exit" frame, and fork-server children, which
+    # share the template's interpreter): join the non-daemon threads, run
+    # the atexit handlers, flush sys.stdout and sys.stderr (exit status 120
+    # if that fails), then the module teardown's part that the code can
+    # see (_teardown), and flush again. Returns the exit status.
     t = sys.modules.get("threading")
     if t is not None:
         try:
@@ -598,6 +605,12 @@ def _exit(code):
             pass
     import atexit
     atexit._run_exitfuncs()
+    code = _flush_std(code)
+    _teardown(sys.modules.get("__main__"))
+    return _flush_std(code)
+
+
+def _flush_std(code):
     for f in (sys.stdout, sys.stderr):
         try:
             closed = f.closed
@@ -611,6 +624,68 @@ def _exit(code):
             if f is sys.stdout:
                 _unraisable(e, f)
     _flush()
+    return code
+
+
+def _teardown(m):
+    # The module teardown, for the code's own objects: the names of m (the
+    # code's __main__) are set to None as CPython's _PyModule_ClearDict
+    # does (those with one leading underscore first, __builtins__ kept),
+    # which runs the __del__ methods of what they held and closes the files
+    # the code left open, writing out what was still buffered; files still
+    # open after that (in a reference cycle, held by another module) have
+    # their buffers flushed; then reference cycles are collected. Without
+    # this, os._exit loses such writes (f = open("out.txt", "w");
+    # f.write(...) with no close).
+    d = getattr(m, "__dict__", None)
+    if type(d) is dict:
+        for first in (True, False):
+            for k in list(d):
+                if type(k) is not str or d.get(k) is None or k == "__builtins__":
+                    continue
+                single = k[:1] == "_" and k[1:2] != "_"
+                if single == first or not first:
+                    try:
+                        d[k] = None
+                    except BaseException:
+                        pass
+    import gc
+    import io
+    # Only Python's own file classes (open() makes nothing else). The walk
+    # covers what the code made: the runner's and the standard library's
+    # objects are frozen out of the collector's lists (gc.freeze) first.
+    text, binary = {io.TextIOWrapper}, {io.BufferedWriter, io.BufferedRandom, io.BufferedRWPair}
+    try:
+        objs = gc.get_objects()
+        texts = [o for o in objs if type(o) in text]
+        binaries = [o for o in objs if type(o) in binary]
+        objs = None
+    except BaseException:
+        texts, binaries = [], []
+    # Text layers first: their flush fills the buffers beneath.
+    for f in texts + binaries:
+        if f is sys.stdout or f is sys.stderr or f is _stdout or f is _stderr:
+            continue
+        try:
+            if not f.closed and f.writable():
+                f.flush()
+        except BaseException:
+            pass
+    # Then the cycles, whose __del__ methods run now. (Flushing first: the
+    # collector may close a file's raw layer before its buffer's
+    # finaliser gets to write it out.)
+    texts = binaries = f = None
+    try:
+        gc.collect()
+    except BaseException:
+        pass
+
+
+def _exit(code):
+    # The supervisor ends the run at the "exit" frame, without waiting
+    # ~10 ms for the sandbox to shut down: _finish does what Python's
+    # finalisation would have done first.
+    code = _finish(code)
     try:
         _send('{"type":"exit","exit_code":%d}' % code)
     finally:

@@ -133,10 +133,10 @@ class Template:
         # Do once here what every child would otherwise redo: CPython's
         # AST types (built by the first compile()), the runner's lazily
         # compiled parts, and modules the children import.
-        import fcntl, stat, traceback, linecache  # noqa: F401
+        import fcntl, stat, traceback, linecache, atexit  # noqa: F401
         R = self.runner
         R["_exec"]({"type": "exec", "code": "x = [1]\nx"}, {"__builtins__": __builtins__})
-        for chunk, name in (("_JSON", "to_json"), ("_ERR", "_format_tb"), ("_ASYNC", "_run_async")):
+        for chunk, name in (("_JSON", "to_json"), ("_ERR", "_format_tb"), ("_ASYNC", "_run_async"), ("_EXIT", "_finish")):
             try:
                 R["_lazy"](R[chunk], name)
             except Exception:
@@ -484,6 +484,9 @@ class Template:
                 R = self.runner
                 R["_loads"](b'{"type":"exec","code":"x = [1]\\nx"}')
                 R["_exec"]({"type": "exec", "code": "x = [1]\nx"}, {"__builtins__": __builtins__})
+                # And the end of a run (see the runner's _finish), on a
+                # module of its own.
+                R["_teardown"](type(sys)("pybox_touch"))
                 if "numpy" in self.preloaded:
                     # And numpy's array and ufunc machinery, which a cell
                     # using numpy touches first.
@@ -542,12 +545,13 @@ class Template:
         os.close(5)
         os.chdir("/work")
         sys.argv[:] = ["-c", "3", "4"]
-        code = self.runner["main"]()
-        for f in (sys.stdout, sys.stderr):
-            try:
-                f.flush()
-            except BaseException:
-                pass
+        R = self.runner
+        code = R["main"]()
+        # The process ends with os._exit (a normal exit would tear down the
+        # template's whole interpreter): first what Python's finalisation
+        # does that the code can see (threads joined, atexit handlers,
+        # files it left open written out), as in a cold run.
+        code = R["_lazy"](R["_EXIT"], "_finish")(code if isinstance(code, int) else 1)
         if files_fd >= 0:
             # Stop everything else the code started before /work is read
             # (this process runs the collection as the code's own user: it
@@ -557,7 +561,7 @@ class Template:
             except OSError:
                 pass
             self.collect(files_fd, int(req.get("files_limit") or 0))
-        return code if isinstance(code, int) else 1
+        return code
 
     def put_file(self, f):
         name = f["name"]  # already cleaned by the supervisor

@@ -30,15 +30,30 @@ func TestMain(m *testing.M) {
 // here (gvisor.Available), and gvisor and wasm both must work under
 // PYBOX_REQUIRE_ISOLATION=1 (`make test` installs runsc and builds
 // python.wasm); otherwise they are skipped when they cannot run.
+//
+// "native-forkserver" is the native backend with Options.ForkServer: every
+// case runs in a child of a fork-server template (Isolation.ForkServer),
+// which must give the same outcome as a cold sandbox.
 var backends = []struct {
 	name     string
 	required func() bool
 }{
 	{"native", func() bool { return true }},
+	{forkServer, func() bool { return true }},
 	{"wasm", requireIsolation},
 	{"gvisor", func() bool {
 		return requireIsolation() || gvisor.Available(gvisor.OptionsFromEnv(os.Getenv)) == nil
 	}},
+}
+
+const forkServer = "native-forkserver"
+
+// backendOf is the Request.Backend of a corpus backend name.
+func backendOf(name string) string {
+	if name == forkServer {
+		return "native"
+	}
+	return name
 }
 
 func requireIsolation() bool { return os.Getenv("PYBOX_REQUIRE_ISOLATION") == "1" }
@@ -46,16 +61,22 @@ func requireIsolation() bool { return os.Getenv("PYBOX_REQUIRE_ISOLATION") == "1
 func TestCorpus(t *testing.T) {
 	cases, err := Load(casesDir)
 	require.NoError(t, err)
-	sb := pybox.New(pybox.Options{})
-	t.Cleanup(func() { _ = sb.Close(context.Background()) })
+	cold := pybox.New(pybox.Options{})
+	t.Cleanup(func() { _ = cold.Close(context.Background()) })
+	warm := pybox.New(pybox.Options{ForkServer: true})
+	t.Cleanup(func() { _ = warm.Close(context.Background()) })
 
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			available(t, sb, b.name, b.required())
-			probe := &moduleProbe{sb: sb, backend: b.name}
+			name, sb := backendOf(b.name), cold
+			if b.name == forkServer {
+				sb = warm
+			}
+			available(t, sb, name, b.required())
+			probe := &moduleProbe{sb: sb, backend: name}
 			for _, c := range cases {
 				t.Run(c.Name, func(t *testing.T) {
-					if !c.RunsOn(b.name) {
+					if !c.RunsOn(name) {
 						t.Skipf("case is for backends %v", c.Backends)
 					}
 					t.Parallel()
@@ -64,7 +85,10 @@ func TestCorpus(t *testing.T) {
 							t.Skipf("%s backend cannot import %s: %v", b.name, mod, err)
 						}
 					}
-					res, err := sb.Run(context.Background(), c.Request(b.name))
+					if b.name == forkServer {
+						awaitTemplate(t, sb, c.Request(name))
+					}
+					res, err := sb.Run(context.Background(), c.Request(name))
 					if res == nil {
 						t.Fatalf("Run returned no result (err %v)", err)
 					}
@@ -74,12 +98,39 @@ func TestCorpus(t *testing.T) {
 					for _, msg := range c.Check(res) {
 						t.Errorf("%s: %s", c.Path, msg)
 					}
-					if res.Isolation.Backend != b.name {
-						t.Errorf("isolation.backend = %q, want %q", res.Isolation.Backend, b.name)
+					if res.Isolation.Backend != name {
+						t.Errorf("isolation.backend = %q, want %q", res.Isolation.Backend, name)
+					}
+					if b.name == forkServer && !res.Isolation.ForkServer {
+						t.Errorf("not run by the fork server (isolation %+v)", res.Isolation)
 					}
 				})
 			}
 		})
+	}
+}
+
+// awaitTemplate waits until the fork server has the template that will
+// run req (its policy: interpreter, mounts, environment; with the preloads
+// or without, by what the code names), running a no-op under the same
+// policy until a template serves it.
+func awaitTemplate(t *testing.T, sb *pybox.Sandbox, req pybox.Request) {
+	t.Helper()
+	// A comment holding the code: the same module names, so the same
+	// template, and nothing runs.
+	probe := pybox.Request{Backend: req.Backend, Python: req.Python, Mounts: req.Mounts, Env: req.Env,
+		BestEffort: req.BestEffort, Code: "#" + strings.NewReplacer("\n", " ", "\r", " ").Replace(req.Code),
+		Timeout: pybox.Duration(time.Minute)}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		res, err := sb.Run(context.Background(), probe)
+		if err == nil && res.Isolation.ForkServer {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no fork-server template for this policy after 2 minutes (err %v, status %s, error %s)", err, res.Status, firstLine(res.Error))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
