@@ -10,9 +10,12 @@ package forkserver
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,4 +153,65 @@ func BenchmarkPlainPrintParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// loopCode times, from inside Python, loops that make and drop an int per
+// turn: their speed depends on the state the runner leaves CPython's
+// allocator in (see the runner's _settle_pools), not on start-up.
+const loopCode = `import time
+def loop():
+    t = time.perf_counter()
+    s = sum(range(3000000))
+    return (time.perf_counter() - t) * 1e3
+print(loop())`
+
+// BenchmarkLoopPlain, BenchmarkLoopCold and BenchmarkLoopWarm report the
+// p50 of loopCode's own timing (loop-ms) under plain python3 -c, a cold
+// sandbox and a fork-server child: the three should match.
+func BenchmarkLoopPlain(b *testing.B) {
+	runLoop(b, func() (string, error) {
+		out, err := exec.Command("/usr/bin/python3", "-c", loopCode).Output()
+		return string(out), err
+	})
+}
+
+func BenchmarkLoopCold(b *testing.B) {
+	sb := pybox.New(pybox.Options{})
+	defer sb.Close(context.Background())
+	runLoop(b, func() (string, error) {
+		res, err := sb.Run(context.Background(), pybox.Request{Code: loopCode})
+		if err == nil && res.Status != pybox.StatusSuccess {
+			err = fmt.Errorf("%s: %s", res.Status, res.Error)
+		}
+		return res.Stdout, err
+	})
+}
+
+func BenchmarkLoopWarm(b *testing.B) {
+	sb := warm(b)
+	defer sb.Close(context.Background())
+	runLoop(b, func() (string, error) {
+		res, err := sb.Run(context.Background(), pybox.Request{Code: loopCode})
+		if err == nil && (res.Status != pybox.StatusSuccess || !res.Isolation.ForkServer) {
+			err = fmt.Errorf("%s (fork server %v): %s", res.Status, res.Isolation.ForkServer, res.Error)
+		}
+		return res.Stdout, err
+	})
+}
+
+func runLoop(b *testing.B, run func() (string, error)) {
+	var ms []float64
+	for b.Loop() {
+		out, err := run()
+		if err != nil {
+			b.Fatal(err)
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(out), 64)
+		if err != nil {
+			b.Fatalf("loop output %q: %v", out, err)
+		}
+		ms = append(ms, v)
+	}
+	sort.Float64s(ms)
+	b.ReportMetric(ms[len(ms)/2], "loop-ms")
 }

@@ -121,6 +121,38 @@ def _loads(b):
     return json.loads(s)
 
 
+def _settle_pools():
+    # pymalloc keeps, per size class, a list of pools with free blocks, and
+    # takes blocks from the first. When that pool has only a few free
+    # blocks, objects made and dropped in a loop fill it and free it again
+    # on every turn, moving the pool off and back onto the list each time:
+    # `for i in range(n)` and sum(range(n)) ran 15-40% slower than under
+    # `python -c`, depending on what the runner happened to allocate
+    # before. Small ints and floats (the 32-byte class) are what such loops
+    # make. Five fresh ints show whether the first pool has room for them
+    # all (one 16 KiB pool, pymalloc's size on 64-bit builds); if not, the
+    # first two are kept, so that their pool stays full, and the next pool
+    # is tried. Nothing else of that class is allocated meanwhile (the
+    # list is made up front; id()'s ints are freed at once, which leaves
+    # the pools as they were). A few microseconds.
+    pins = [None] * 64
+    n = 0
+    k = 1 << 20  # one digit: a + 1 allocates 28 bytes (bigger sums over-allocate)
+    while n < 64:
+        a = k + 1
+        b = k + 2
+        c = k + 3
+        d = k + 4
+        e = k + 5
+        if id(a) >> 14 == id(e) >> 14:
+            break
+        pins[n] = a
+        pins[n + 1] = b
+        n += 2
+        del a, b, c, d, e  # before the next five are made
+    return pins
+
+
 def _send(text):
     data = text.encode("utf-8", "surrogatepass")
     data = len(data).to_bytes(4, "big") + data
@@ -191,6 +223,10 @@ def _exec(msg, ns):
             expr = compile(expr, "main.py", "eval", _TOP_AWAIT | body.co_flags & _FUTURE_MASK, True)
     except (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError) as e:
         return False, None, _lazy(_ERR, "_format_only")(e), None
+    del tree, last
+    global _pins
+    _pins = None  # the last execution's first: freeing them moves pools
+    _pins = _settle_pools()
     try:
         if (body.co_flags | (expr.co_flags if expr else 0)) & _CO_COROUTINE:
             v = _lazy(_ASYNC, "_run_async")(body, expr, ns)
