@@ -277,9 +277,20 @@ func (b *nativeBackend) startServer(req *api.Request, lean bool) (*forkServer, e
 	cfg.Files = nil
 	cfg.Argv = []string{cfg.Argv[0], "-I", "-S", "-B", "-c", zygote.Source, "3", "4"}
 	cfg.RunnerCode = nil
-	// One thread: fork from a threaded process can deadlock, and BLAS
-	// thread pools would be half-copied into every child.
-	cfg.Env = append(cfg.Env, "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1")
+	// One thread, whatever the request says: fork from a threaded process
+	// can deadlock, and BLAS thread pools would be half-copied into every
+	// child. Children put the request's values back (or remove these), so
+	// that the code and what it starts see the request's environment.
+	childEnv := map[string]*string{}
+	for _, k := range []string{"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"} {
+		cfg.Env = slices.DeleteFunc(cfg.Env, func(kv string) bool { return strings.HasPrefix(kv, k+"=") })
+		cfg.Env = append(cfg.Env, k+"=1")
+		if v, set := req.Env[k]; set {
+			childEnv[k] = &v
+		} else {
+			childEnv[k] = nil
+		}
+	}
 
 	lmasks, linfo, err := landlock.PlanMasks(landlock.Config{DenyNet: true, Scope: true, BestEffort: req.BestEffort})
 	if err != nil {
@@ -343,7 +354,8 @@ func (b *nativeBackend) startServer(req *api.Request, lean bool) (*forkServer, e
 	zc := zygote.Config{
 		Type: "config", Runner: runner.Source, Preload: preload, Seccomp: filter, Landlock: lm,
 		RO: []string{"/"}, RW: []string{"/work", "/tmp", "/dev/shm"},
-		RWFiles: []string{"/dev/null", "/dev/zero", "/dev/full"},
+		RWFiles:  []string{"/dev/null", "/dev/zero", "/dev/full"},
+		ChildEnv: childEnv,
 	}
 	msg, err := json.Marshal(zc)
 	if err != nil {

@@ -61,6 +61,11 @@ type Config struct {
 	RO      []string `json:"ro"`
 	RW      []string `json:"rw"`
 	RWFiles []string `json:"rw_files"`
+	// ChildEnv undoes, in each child before the code runs, variables the
+	// template runs with for itself (one BLAS thread): a variable maps to
+	// the request's value, or to null when the request did not set it.
+	// The code sees the request's environment, as in a cold sandbox.
+	ChildEnv map[string]*string `json:"child_env,omitempty"`
 }
 
 // File is an input file of one execution (Data is base64 in JSON).

@@ -544,6 +544,13 @@ class Template:
             files_fd = fcntl.fcntl(5, fcntl.F_DUPFD_CLOEXEC, 200)
         os.close(5)
         os.chdir("/work")
+        # The request's environment: the template's own settings (one BLAS
+        # thread) are not the code's.
+        for k, v in (self.cfg.get("child_env") or {}).items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         sys.argv[:] = ["-c", "3", "4"]
         R = self.runner
         code = R["main"]()
