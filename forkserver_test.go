@@ -144,6 +144,24 @@ print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))`})
 	require.Equal(t, "[1, 2]\n", outs[1])
 }
 
+// TestForkServerRandomState: executions share no random state with each
+// other through their template (numpy's global RandomState was the same in
+// every child; Python's random, uuid and tempfile reseed after fork).
+func TestForkServerRandomState(t *testing.T) {
+	sb := warmSandbox(t)
+	code := "import numpy as np, random, uuid, tempfile\n" +
+		"print(np.random.randint(1 << 30), random.getrandbits(64), uuid.uuid4(), tempfile.mktemp())"
+	seen := map[string]bool{}
+	for range 4 {
+		res := warmRun(t, sb, pybox.Request{Code: code})
+		require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+		for _, v := range strings.Fields(res.Stdout) {
+			require.False(t, seen[v], "%q came twice: %q", v, res.Stdout)
+			seen[v] = true
+		}
+	}
+}
+
 // TestForkServerNetworkNamespaces: every execution has a network namespace
 // of its own (made ahead by the template), with loopback up, shared with
 // no other execution running at the same time, nor with the host.

@@ -457,6 +457,12 @@ class Template:
         try:
             # Nothing of the template's but what the set-up needs: not its
             # socket to the supervisor, pidfds or status pipes.
+            # No random state shared with other children: Python's random
+            # reseeds itself after fork (os.register_at_fork), numpy's
+            # global RandomState (np.random.rand...) does not.
+            npr = sys.modules.get("numpy.random")
+            if npr is not None:
+                npr.seed()
             keep = sorted({ctl.fileno(), netns, self.devnull, *procs})
             lo = 3
             for fd in keep:
