@@ -453,16 +453,16 @@ class Template:
         code = 255
         status_w = -1
         failed = None
-        self.joined = False
+        self.joined = self.dropped = False
         try:
-            # Nothing of the template's but what the set-up needs: not its
-            # socket to the supervisor, pidfds or status pipes.
             # No random state shared with other children: Python's random
             # reseeds itself after fork (os.register_at_fork), numpy's
             # global RandomState (np.random.rand...) does not.
             npr = sys.modules.get("numpy.random")
             if npr is not None:
                 npr.seed()
+            # Nothing of the template's but what the set-up needs: not its
+            # socket to the supervisor, pidfds or status pipes.
             keep = sorted({ctl.fileno(), netns, self.devnull, *procs})
             lo = 3
             for fd in keep:
@@ -480,6 +480,13 @@ class Template:
             self.namespaces(netns, disk)
             if self.ll:
                 self.landlock()
+            if self.joined:
+                # Already in its cgroup (a prepared spare): nothing left that
+                # needs the template's privileges, so the rest of the set-up
+                # is done now rather than while an execution waits.
+                self.settle()
+                self.drop_privileges()
+                self.dropped = True
             p = select.poll()
             p.register(ctl, select.POLLIN)
             if not p.poll(TOUCH_AFTER_MS):
@@ -524,13 +531,14 @@ class Template:
             raise OSError("the template could not move the process into its cgroup")
         if not self.joined:
             check(libc.unshare(CLONE_NEWCGROUP), "unshare(CLONE_NEWCGROUP)")
+        if not self.dropped:
+            self.settle()
         files = []
         if req.get("files"):
             c = read_frame(fds[0])
             files = (c or {}).get("files") or []
         for f in files:
             self.put_file(f)
-        os.setsid()
         # Move the fds clear of 0-5 first, then into place; close the rest,
         # the status pipe included: from here on only the template reports
         # on it (the exit status must not be forgeable by the code).
@@ -538,29 +546,12 @@ class Template:
         for want, fd in enumerate(hi):
             os.dup2(fd, want, inheritable=(want < 5))
         os.closerange(6, 1 << 20)
-        # uid 1000 with no capabilities (the switch from uid 0 clears them;
-        # the bounding set is already empty and no_new_privs set).
-        os.setgroups([])
-        os.setresgid(GID, GID, GID)
-        os.setresuid(UID, UID, UID)
-        # The uid change made the process non-dumpable, which a cold
-        # sandbox's interpreter (exec'd as uid 1000) is not: /proc/self/ns,
-        # environ and io would be root's and unreadable to the code.
-        check(libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "dumpable")
-        check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-        check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(self.fprog), 0, 0), "seccomp")
+        if not self.dropped:
+            self.drop_privileges()
         files_fd = -1
         if req.get("collect"):
             files_fd = fcntl.fcntl(5, fcntl.F_DUPFD_CLOEXEC, 200)
         os.close(5)
-        os.chdir("/work")
-        # The request's environment: the template's own settings (one BLAS
-        # thread) are not the code's.
-        for k, v in (self.cfg.get("child_env") or {}).items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         sys.argv[:] = ["-c", "3", "4"]
         R = self.runner
         code = R["main"]()
@@ -579,6 +570,31 @@ class Template:
                 pass
             self.collect(files_fd, int(req.get("files_limit") or 0))
         return code
+
+    def settle(self):
+        # Its own session, /work as cwd, and the request's environment: the
+        # template's own settings (one BLAS thread) are not the code's.
+        os.setsid()
+        os.chdir("/work")
+        for k, v in (self.cfg.get("child_env") or {}).items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    def drop_privileges(self):
+        # uid 1000 with no capabilities (the switch from uid 0 clears them;
+        # the bounding set is already empty), no_new_privs, and the
+        # per-child seccomp filter (no mount, unshare, setns, namespaces).
+        os.setgroups([])
+        os.setresgid(GID, GID, GID)
+        os.setresuid(UID, UID, UID)
+        # The uid change made the process non-dumpable, which a cold
+        # sandbox's interpreter (exec'd as uid 1000) is not: /proc/self/ns,
+        # environ and io would be root's and unreadable to the code.
+        check(libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "dumpable")
+        check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+        check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(self.fprog), 0, 0), "seccomp")
 
     def put_file(self, f):
         name = f["name"]  # already cleaned by the supervisor
