@@ -495,8 +495,7 @@ class Template:
                 # pages it touches are copied now, not while the code
                 # waits.
                 R = self.runner
-                R["_loads"](b'{"type":"exec","code":"x = [1]\\nx"}')
-                R["_exec"]({"type": "exec", "code": "x = [1]\nx"}, {"__builtins__": __builtins__})
+                self.touch_main()
                 # And the end of a run (see the runner's _finish), on a
                 # module of its own.
                 R["_teardown"](type(sys)("pybox_touch"))
@@ -570,6 +569,33 @@ class Template:
                 pass
             self.collect(files_fd, int(req.get("files_limit") or 0))
         return code
+
+    def touch_main(self):
+        # The runner's whole main loop once, on a constant frame read from a
+        # pipe and a result written to /dev/null; then the interpreter
+        # state it changed (__main__, argv, path, meta_path) is put back
+        # and the fds it made (it moves its two channels to 100 and up)
+        # are closed.
+        R = self.runner
+        saved = (sys.modules.get("__main__"), sys.argv[:], sys.path[:], sys.meta_path[:])
+        before = set(os.listdir("/proc/self/fd"))
+        r, w = os.pipe()
+        try:
+            write_all(w, frame({"type": "exec", "code": "x = [1]\nx"}))
+        finally:
+            os.close(w)
+        out = os.open("/dev/null", os.O_WRONLY)
+        try:
+            sys.argv[:] = ["-c", str(r), str(out)]
+            R["main"]()
+        finally:
+            for fd in set(os.listdir("/proc/self/fd")) - before:
+                try:
+                    os.close(int(fd))
+                except OSError:
+                    pass  # the listing's own fd
+            sys.modules["__main__"] = saved[0]
+            sys.argv[:], sys.path[:], sys.meta_path[:] = saved[1], saved[2], saved[3]
 
     def settle(self):
         # Its own session, /work as cwd, and the request's environment: the
