@@ -623,7 +623,7 @@ def _safe_str(e):
 '''
 
 # The end of a gvisor (IN "0") or wasm runner, compiled while it waits for
-# its frame.
+# its frame, and of a fork-server child (the template compiles it once).
 _EXIT = r'''
 def _finish(code):
     # What Python's finalisation does before the process ends, in its
