@@ -162,6 +162,56 @@ func TestForkServerRandomState(t *testing.T) {
 	}
 }
 
+// TestForkServerUsageIsPerExecution: cgroups of warm executions are reused
+// (cgroup v1), so each execution's usage and limit verdicts must be its own:
+// a big or limit-hitting execution leaves nothing in the next one's Result.
+func TestForkServerUsageIsPerExecution(t *testing.T) {
+	sb := warmSandbox(t)
+	req := func(code string) pybox.Request {
+		return pybox.Request{Code: code, Memory: 160 << 20, Pids: 16}
+	}
+	small := func(what string) {
+		t.Helper()
+		res := warmRun(t, sb, req("print(1)"))
+		require.Equal(t, pybox.StatusSuccess, res.Status, "%s: %s", what, res.Error)
+		require.True(t, res.Usage.PeakMemoryBytes < 48<<20, "%s: peak %d", what, res.Usage.PeakMemoryBytes)
+		require.True(t, res.Usage.CPUMS < 150, "%s: cpu %d ms", what, res.Usage.CPUMS)
+	}
+	for range 3 {
+		small("a first small run")
+	}
+	res := warmRun(t, sb, req(`import time
+x = bytearray(96 << 20)
+t = time.process_time()
+while time.process_time() - t < 0.3:
+    pass`))
+	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+	require.True(t, res.Usage.PeakMemoryBytes >= 96<<20 && res.Usage.CPUMS >= 250, "big run: %+v", res.Usage)
+	for range 3 {
+		small("after a big run")
+	}
+	res = warmRun(t, sb, req("x = bytearray(256 << 20)"))
+	require.Equal(t, pybox.StatusMemoryLimit, res.Status, res.Error)
+	for range 3 {
+		small("after a memory-limit run")
+	}
+	res = warmRun(t, sb, req(`import os, time
+n = 0
+try:
+    while True:
+        if os.fork() == 0:
+            time.sleep(30)
+            os._exit(0)
+        n += 1
+except OSError:
+    print("limited", n)`))
+	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+	require.Contains(t, res.Stdout, "limited")
+	for range 3 {
+		small("after a pids-limit run")
+	}
+}
+
 // TestForkServerNetworkNamespaces: every execution has a network namespace
 // of its own (made ahead by the template), with loopback up, shared with
 // no other execution running at the same time, nor with the host.

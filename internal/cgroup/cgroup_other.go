@@ -29,6 +29,9 @@ func (g *Group) FD() (fd int, ok bool) { return -1, false }
 // Stats returns ErrUnsupported.
 func (g *Group) Stats() (Stats, error) { return Stats{}, ErrUnsupported }
 
+// Reuse returns ErrUnsupported.
+func (g *Group) Reuse() error { return ErrUnsupported }
+
 // Kill returns ErrUnsupported.
 func (g *Group) Kill() error { return ErrUnsupported }
 

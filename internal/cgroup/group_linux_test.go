@@ -392,3 +392,47 @@ func TestCleanupRemovesOnlyDeadOwners(t *testing.T) {
 		}
 	}
 }
+
+// TestReuse: a v1 group whose run ended cleanly is reused with its peak and
+// CPU counters reset; one with a process left, or one that hit a limit, is
+// refused and left as it was.
+func TestReuse(t *testing.T) {
+	py := require.Python(t)
+	g := testGroup(t, Limits{MemoryBytes: 256 << 20, Pids: 16})
+	if g.Version() != "v1" {
+		require.Error(t, g.Reuse(), "Reuse on cgroup v2")
+		return
+	}
+	gp := startGated(t, g, "exec "+py+` -c '
+import time
+x = b"\x01" * (64 << 20)
+t = time.process_time()
+while time.process_time() - t < 0.2:
+    pass
+print("done", flush=True)
+time.sleep(100)
+'`)
+	require.Equal(t, "done", gp.line(t))
+	require.Error(t, g.Reuse(), "Reuse with a process in the group")
+	require.NoError(t, g.Kill())
+	gp.wait(t)
+	before, err := g.Stats()
+	require.NoError(t, err)
+	require.True(t, before.PeakMemoryBytes >= 64<<20 && before.CPUNanos >= 150e6, "before: %+v", before)
+	// Memory is uncharged as the process's pages are freed: wait for it.
+	deadline := time.Now().Add(5 * time.Second)
+	for g.Reuse() != nil {
+		require.True(t, time.Now().Before(deadline), "Reuse kept failing: %v", g.Reuse())
+		time.Sleep(10 * time.Millisecond)
+	}
+	after, err := g.Stats()
+	require.NoError(t, err)
+	require.True(t, after.PeakMemoryBytes <= maxReuseLeftover && after.CPUNanos < 10e6, "after Reuse: %+v", after)
+
+	// A limit hit is a counter Reuse cannot reset: the group is refused.
+	gp = startGated(t, g, "exec "+py+` -c 'x = b"\x01" * (400 << 20)'`)
+	if err := gp.wait(t); !sigkilled(err) {
+		t.Fatalf("hog exit = %v, want SIGKILL", err)
+	}
+	require.Error(t, g.Reuse(), "Reuse after an OOM kill")
+}

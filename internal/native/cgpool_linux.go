@@ -16,9 +16,11 @@ import (
 // opened for the template (~100 µs) and seven pipes (~100 µs): a tenth of
 // an execution that takes about 2-3 ms in all, on its critical path. Warm
 // runs take a kit made ahead instead: a few per set of limits, made in the
-// background after each take. A pooled kit is new and unused, exactly what
-// newKit returns: an empty cgroup and empty pipes. It is used once, and its
-// cgroup deleted like any other. Close deletes what is left.
+// background after each take. A pooled kit is unused, exactly what newKit
+// returns: an empty cgroup and empty pipes. After its run, a kit's cgroup
+// is reused for the next kit of the same limits when it is clean
+// (cgroup.Group.Reuse: cgroup v1 only, no limit hit, counters reset),
+// else deleted. Close deletes what is left.
 
 // cgPoolSize is how many kits are kept ready per set of limits, and
 // cgPoolKeys for how many sets of limits at most: a new set takes the
@@ -27,6 +29,9 @@ import (
 const (
 	cgPoolSize = 2
 	cgPoolKeys = 4
+	// cgPoolMax is how many kits a set of limits may have pooled when
+	// reused cgroups come back (fillKits makes new ones up to cgPoolSize).
+	cgPoolMax = 2 * cgPoolSize
 )
 
 type cgPool struct {
@@ -179,6 +184,39 @@ func (b *nativeBackend) fillKits(l cgroup.Limits) {
 		b.cgPool.ready[l] = append(b.cgPool.ready[l], k)
 		b.fsMu.Unlock()
 	}
+}
+
+// recycle disposes of g once its warm run is over: a new kit around it goes
+// to the front of the pool of limits l when the pool wants one and g is
+// clean (cgroup.Group.Reuse), else g is deleted. Runs in the background,
+// counted in b.deletes.
+func (b *nativeBackend) recycle(l cgroup.Limits, g *cgroup.Group) {
+	room := func() bool {
+		_, wanted := b.cgPool.used[l]
+		return !b.closed && wanted && len(b.cgPool.ready[l]) < cgPoolMax
+	}
+	b.fsMu.Lock()
+	ok := room()
+	b.fsMu.Unlock()
+	if !ok || g.Reuse() != nil {
+		_ = g.Delete()
+		return
+	}
+	k := &warmKit{cg: g}
+	if err := k.open(); err != nil {
+		k.closeFiles()
+		_ = g.Delete()
+		return
+	}
+	b.fsMu.Lock()
+	if !room() {
+		b.fsMu.Unlock()
+		k.closeFiles()
+		_ = g.Delete()
+		return
+	}
+	b.cgPool.ready[l] = append([]*warmKit{k}, b.cgPool.ready[l]...)
+	b.fsMu.Unlock()
 }
 
 // drainCgroups deletes the pooled kits (Close); the caller holds no lock

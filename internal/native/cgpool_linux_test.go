@@ -10,7 +10,8 @@ import (
 )
 
 // TestKitPoolIsBounded: requests that vary their limits endlessly keep at
-// most cgPoolKeys sets of limits pooled; every kit is fresh (an empty
+// most cgPoolKeys sets of limits pooled, each with at most cgPoolMax kits
+// even when used groups come back (recycle); every kit is unused (an empty
 // cgroup, empty pipes), and Close-time draining leaves no cgroup.
 func TestKitPoolIsBounded(t *testing.T) {
 	require.Root(t)
@@ -26,8 +27,22 @@ func TestKitPoolIsBounded(t *testing.T) {
 			require.Equal(t, "", string(procs), "a kit's cgroup is not empty")
 		}
 		k.closeFiles()
-		require.NoError(t, k.cg.Delete())
+		if i%2 == 0 {
+			require.NoError(t, k.cg.Delete())
+		} else {
+			b.recycle(cgroup.Limits{MemoryBytes: int64(64+i) << 20, Pids: 32}, k.cg)
+		}
 		b.bg.Wait() // the refill
+	}
+	// The same limits again and again: recycled groups come back, the pool
+	// stays within cgPoolMax.
+	l := cgroup.Limits{MemoryBytes: 96 << 20, Pids: 32}
+	for range 3 * cgPoolMax {
+		k, err := b.runKit(l)
+		require.NoError(t, err)
+		k.closeFiles()
+		b.recycle(l, k.cg)
+		b.bg.Wait()
 	}
 	b.fsMu.Lock()
 	keys, kits := len(b.cgPool.ready), 0
@@ -35,7 +50,7 @@ func TestKitPoolIsBounded(t *testing.T) {
 		kits += len(q)
 	}
 	b.fsMu.Unlock()
-	require.True(t, keys <= cgPoolKeys && kits <= cgPoolKeys*cgPoolSize, "%d sets of limits, %d kits pooled", keys, kits)
+	require.True(t, keys <= cgPoolKeys && kits <= cgPoolKeys*cgPoolMax, "%d sets of limits, %d kits pooled", keys, kits)
 	require.True(t, kits > 0, "nothing pooled")
 	b.deletes.Wait()
 	b.fsMu.Lock()

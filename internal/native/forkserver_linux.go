@@ -468,9 +468,10 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	}
 	cg := kit.cg
 	// Removing a cgroup takes ~1 ms (v1 memory controller): do it after
-	// the Result is returned. Delete kills anything left first.
+	// the Result is returned, or reuse the group for a later run with the
+	// same limits (recycle). Delete kills anything left first.
 	b.deletes.Add(1)
-	defer func() { go func() { defer b.deletes.Done(); _ = cg.Delete() }() }()
+	defer func() { go func() { defer b.deletes.Done(); b.recycle(limits, cg) }() }()
 	defer kit.closeFiles()
 	mark("cgroup")
 	res.Isolation.Cgroup = cg.Version()
