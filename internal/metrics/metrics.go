@@ -11,7 +11,7 @@
 //
 // Only what the server uses is here: counters, gauges, histograms, each
 // with or without labels, and a subset of the standard Go and process
-// metrics. Series are written sorted by name and labels, and labels sorted
+// metrics (docs/http.md lists them). Series are written sorted by name and labels, and labels sorted
 // by name, as client_golang does.
 package metrics
 

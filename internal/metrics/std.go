@@ -7,7 +7,8 @@ import (
 )
 
 // sample is a family read at scrape time: the standard Go and process
-// metrics, under client_golang's names.
+// metrics, under client_golang's names (but for go_gc_cycles_total and
+// go_gc_pause_seconds_total, which stand in for its GC summary).
 type sample struct {
 	desc
 	typ    string
