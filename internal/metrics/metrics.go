@@ -236,10 +236,7 @@ func (r *Registry) NewCounterVec(name, help string, labels ...string) *CounterVe
 func (c *CounterVec) WithLabelValues(values ...string) *Counter { return c.with(values) }
 
 func (c *CounterVec) write(b *strings.Builder) {
-	c.header(b, "counter")
-	c.each(func(values []string, s *Counter) {
-		fmt.Fprintf(b, "%s%s %s\n", c.fname, c.labelText(values), formatFloat(s.v.get()))
-	})
+	writeScalars(b, c.vec, "counter", func(s *Counter) *value { return &s.v })
 }
 
 // NewCounter registers a counter without labels.
@@ -261,9 +258,14 @@ func (r *Registry) NewGaugeVec(name, help string, labels ...string) *GaugeVec {
 func (g *GaugeVec) WithLabelValues(values ...string) *Gauge { return g.with(values) }
 
 func (g *GaugeVec) write(b *strings.Builder) {
-	g.header(b, "gauge")
-	g.each(func(values []string, s *Gauge) {
-		fmt.Fprintf(b, "%s%s %s\n", g.fname, g.labelText(values), formatFloat(s.v.get()))
+	writeScalars(b, g.vec, "gauge", func(s *Gauge) *value { return &s.v })
+}
+
+// writeScalars writes a counter or gauge family: one sample per series.
+func writeScalars[T any](b *strings.Builder, v *vec[T], typ string, val func(*T) *value) {
+	v.header(b, typ)
+	v.each(func(values []string, s *T) {
+		fmt.Fprintf(b, "%s%s %s\n", v.fname, v.labelText(values), formatFloat(val(s).get()))
 	})
 }
 
