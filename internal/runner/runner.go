@@ -120,9 +120,22 @@ exec(_pybox_code)
 // CompileScript is run by the supervisor, outside any sandbox, with a
 // trusted interpreter (python -I -S -B -c CompileScript) with [Source] on
 // stdin: it writes the runner's code object in marshal format on stdout,
-// for [Bootstrap]. The code's file name is "<string>", as with -c.
-const CompileScript = `import marshal, sys
-sys.stdout.buffer.write(marshal.dumps(compile(sys.stdin.buffer.read(), "<string>", "exec")))
+// for [Bootstrap]. The code's file name is "<string>", as with -c. The
+// parts the runner compiles on first use (top-level _NAME = "source"
+// strings, see runner.py's _lazy) are compiled too: each string constant
+// becomes its code object in marshal format, which _lazy loads only when
+// the part is used.
+const CompileScript = `import ast, marshal, sys
+src = sys.stdin.buffer.read()
+code = compile(src, "<string>", "exec")
+parts = {}
+for node in ast.parse(src).body:
+    if (type(node) is ast.Assign and len(node.targets) == 1 and type(node.targets[0]) is ast.Name
+            and node.targets[0].id.startswith("_") and node.targets[0].id.isupper()
+            and type(node.value) is ast.Constant and type(node.value.value) is str):
+        parts[node.value.value] = marshal.dumps(compile(node.value.value, "<string>", "exec"))
+consts = tuple(parts.get(c, c) if type(c) is str else c for c in code.co_consts)
+sys.stdout.buffer.write(marshal.dumps(code.replace(co_consts=consts)))
 `
 
 // BootArgs is [Args] for an interpreter that gets the runner as a code
