@@ -7,12 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/pybox-dev/pybox"
+	"github.com/pybox-dev/pybox/internal/native"
 	"github.com/pybox-dev/pybox/internal/testing/require"
 )
 
@@ -442,4 +444,46 @@ func TestPrebootedPool(t *testing.T) {
 	require.Equal(t, 3, pooled, "pre-booted sandboxes were not used")
 	require.NoError(t, sb.Close(context.Background()))
 	require.Equal(t, []string(nil), ownCgroups(t), "cgroups left after Close")
+}
+
+// TestForkServerSuccessor: a template nearing its MaxForks executions gets
+// its successor booted in the background, which takes over as soon as it
+// is ready; no execution falls back to a cold start, and the old template
+// goes.
+func TestForkServerSuccessor(t *testing.T) {
+	old := native.MaxForks
+	native.MaxForks = 40
+	t.Cleanup(func() { native.MaxForks = old })
+	sb := warmSandbox(t)
+	before := ownTemplates() // each template's python and its sandbox's init
+	require.True(t, len(before) > 0, "no template running")
+	run := func(what string, i int) {
+		res, err := sb.Run(context.Background(), pybox.Request{Code: "print(1)"})
+		require.NoError(t, err)
+		require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+		require.True(t, res.Isolation.ForkServer, "execution %d %s ran cold", i, what)
+	}
+	// Three quarters of MaxForks and a few more (the warm-up forked at
+	// least once): the successor is due, and the template still usable.
+	for i := 0; i < 32; i++ {
+		run("before the successor", i)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		now := ownTemplates()
+		var fresh []string
+		for _, p := range now {
+			if !slices.Contains(before, p) {
+				fresh = append(fresh, p)
+			}
+		}
+		if len(fresh) > 0 && len(now) == len(before) {
+			break // the successor serves and the old lean template is gone
+		}
+		require.True(t, time.Now().Before(deadline), "no successor took over (templates %v, before %v)", now, before)
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := 0; i < 10; i++ {
+		run("after the successor", i)
+	}
 }
