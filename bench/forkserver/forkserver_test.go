@@ -94,6 +94,10 @@ func BenchmarkWarmNumpySpaced(b *testing.B) { runSpaced(b, numpySnippet, 10*time
 //	go test -run XXX -bench WarmPrintIdle -benchtime 50x ./bench/forkserver
 func BenchmarkWarmPrintIdle(b *testing.B) { runSpaced(b, "print(1)", 200*time.Millisecond) }
 
+// BenchmarkWarmRaiseSpaced is BenchmarkWarmPrintSpaced for code that
+// raises: the run's error is the formatted traceback.
+func BenchmarkWarmRaiseSpaced(b *testing.B) { runSpaced(b, "x = 1\nx / 0", 10*time.Millisecond) }
+
 // runSpaced runs code warm, leaving gap (not timed) before each run.
 func runSpaced(b *testing.B, code string, gap time.Duration) {
 	sb := warm(b)
@@ -108,7 +112,8 @@ func runSpaced(b *testing.B, code string, gap time.Duration) {
 		t := time.Now()
 		res, err := sb.Run(context.Background(), pybox.Request{Code: code})
 		lat = append(lat, time.Since(t))
-		if err != nil || res.Status != pybox.StatusSuccess || !res.Isolation.ForkServer {
+		if err != nil || !res.Isolation.ForkServer || res.Status != pybox.StatusSuccess &&
+			!(res.Status == pybox.StatusRunError && strings.Contains(res.Error, "ZeroDivisionError")) {
 			b.Fatalf("%v %+v", err, res)
 		}
 	}
