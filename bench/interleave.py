@@ -4,7 +4,7 @@ to the first command's. On a noisy machine (a shared VM whose speed drifts
 over minutes) alternating runs compares like with like where hyperfine's
 one-command-after-the-other blocks do not.
 
-    bench/interleave.py [-n RUNS] CMD [CMD ...]
+    bench/interleave.py [-n RUNS] [--any-exit] CMD [CMD ...]
 
 Each CMD is one shell-quoted string, split with shlex (no shell runs it).
 Example (from the repo root, after `make build`):
@@ -25,6 +25,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=100, help="runs of each command (default 100)")
     ap.add_argument("-w", type=int, default=3, help="warm-up runs of each command (default 3)")
+    ap.add_argument("--any-exit", action="store_true",
+                    help="accept non-zero exit statuses (commands whose code raises)")
     ap.add_argument("cmds", nargs="+", help="commands; the first is the baseline")
     a = ap.parse_args()
     cmds = [shlex.split(c) for c in a.cmds]
@@ -33,7 +35,7 @@ def main():
         def run(c):
             t = time.perf_counter()
             r = subprocess.run(c, stdout=null, stderr=null)
-            if r.returncode != 0:
+            if r.returncode != 0 and not a.any_exit:
                 sys.exit("interleave: %s exited with %d" % (shlex.join(c), r.returncode))
             return time.perf_counter() - t
         for c in cmds:

@@ -600,7 +600,7 @@ def _clip(s):
 
 
 def _format_tb(e):
-    import traceback
+    traceback = _tb_module(e)
     tb = e.__traceback__
     t = tb
     while t is not None and t.tb_frame.f_code.co_filename != "main.py":
@@ -617,11 +617,235 @@ def _format_tb(e):
 
 
 def _format_only(e):
-    import traceback
+    traceback = _tb_module(e)
     try:
         return _clip("".join(traceback.format_exception_only(type(e), e)))
     except BaseException:
         return "%s: %s\n" % (type(e).__name__, _safe_str(e))
+
+
+def _tb_module(e):
+    # The traceback module, or, when importing it would be the run's
+    # biggest cost, the same module run from its cached bytecode with light
+    # stand-ins for what it imports. `import traceback` takes ~9 ms of a
+    # cold start (collections, contextlib, linecache with tokenize and re,
+    # textwrap), and the carets of a 3.11 traceback import ast (enum): a
+    # run that raised took twice as long as one that did not. The module's
+    # own code formats, so the text is the interpreter's; the stand-ins
+    # cover what it uses for tracebacks of the code's own frames (main.py,
+    # whose lines the runner has) and import the real module for anything
+    # else.
+    global _tb_fast
+    if "traceback" in sys.modules or "linecache" in sys.modules or sys.version_info[:2] != (3, 11):
+        import traceback
+        return traceback
+    try:
+        if _tb_fast is None:
+            _tb_fast = _tb_load()
+        if _tb_fast and _tb_fast_ok(e):
+            return _tb_fast
+    except Exception:
+        pass
+    import traceback
+    return traceback
+
+
+_tb_fast = None
+
+
+def _tb_fast_ok(e):
+    # Whether the main.py frames in the tracebacks of e and the exceptions
+    # chained to it are all the code's (whose lines the runner has), with
+    # no main.py file in the working directory (linecache would read that
+    # one), and no exception group among them.
+    try:
+        os.stat("main.py")
+        return False
+    except OSError:
+        pass
+    seen, todo = set(), [e]
+    while todo:
+        x = todo.pop()
+        if x is None or id(x) in seen:
+            continue
+        if len(seen) > 100 or isinstance(x, BaseExceptionGroup):
+            return False
+        seen.add(id(x))
+        t = x.__traceback__
+        while t is not None:
+            f = t.tb_frame
+            n = f.f_code.co_filename
+            if n == "main.py" and f.f_globals.get("__loader__") is not _loader:
+                return False
+            t = t.tb_next
+        todo += [x.__cause__, x.__context__]
+    return True
+
+
+def _tb_load():
+    # traceback's code from its cached bytecode (a timestamp-checked .pyc
+    # matching its source), run with an __import__ that gives it the
+    # stand-ins below; False when it cannot be loaded so.
+    import marshal
+    d = getattr(sys, "_stdlib_dir", None)
+    if not d:
+        return False
+    src = d + "/traceback.py"
+    try:
+        with open(d + "/__pycache__/traceback." + sys.implementation.cache_tag + ".pyc", "rb") as f:
+            data = f.read()
+        st = os.stat(src)
+    except OSError:
+        return False
+    magic = getattr(sys.modules.get("_frozen_importlib_external"), "MAGIC_NUMBER", None)
+    if (magic is None or data[:4] != magic or data[4:8] != bytes(4)
+            or int.from_bytes(data[8:12], "little") != int(st.st_mtime) & 0xFFFFFFFF
+            or int.from_bytes(data[12:16], "little") != st.st_size & 0xFFFFFFFF):
+        return False
+    code = marshal.loads(data[16:])
+    stand = {n: _TbStandIn(n) for n in ("collections", "contextlib", "linecache", "textwrap", "ast")}
+    stand["collections"].namedtuple = _namedtuple
+    stand["collections"].abc = sys.modules["_collections_abc"]  # what collections.abc is
+    stand["contextlib"].suppress = _Suppress
+    stand["textwrap"].indent = _indent
+    lc = stand["linecache"]
+    lc.lazycache, lc.checkcache, lc.getline = _lc_lazycache, _lc_checkcache, _lc_getline
+    a = stand["ast"]
+    import _ast
+    a.__dict__.update({k: v for k, v in _ast.__dict__.items() if not k.startswith("__")})
+    a.parse = lambda source, filename="<unknown>", mode="exec": compile(source, filename, mode, _ONLY_AST, _feature_version=-1)
+    real = __import__
+
+    def imp(name, globals=None, locals=None, fromlist=(), level=0):
+        m = stand.get(name.partition(".")[0])
+        if m is None or level or (fromlist and "." in name):
+            return real(name, globals, locals, fromlist, level)
+        return m
+
+    b = dict(sys.modules["builtins"].__dict__)
+    b["__import__"] = imp
+    m = type(sys)("traceback")
+    m.__file__ = src
+    m.__builtins__ = b
+    exec(code, m.__dict__)
+    return m
+
+
+class _TbStandIn(type(sys)):
+    # A module's stand-in: what is set on it, else the real module's (or
+    # submodule: collections.abc).
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        m = __import__(self.__name__)
+        try:
+            return getattr(m, name)
+        except AttributeError:
+            __import__(self.__name__ + "." + name)
+            return getattr(m, name)
+
+
+def _indent(text, prefix, predicate=None):
+    # textwrap.indent
+    if predicate is None:
+        def predicate(line):
+            return line.strip()
+    return "".join(prefix + line if predicate(line) else line for line in text.splitlines(True))
+
+
+class _Suppress:
+    # contextlib.suppress
+    def __init__(self, *exceptions):
+        self._exceptions = exceptions
+
+    def __enter__(self):
+        pass
+
+    def __exit__(self, exctype, excinst, exctb):
+        return exctype is not None and issubclass(exctype, self._exceptions)
+
+
+def _namedtuple(typename, field_names, *, defaults=None, **kw):
+    # collections.namedtuple, for the fields traceback's module-level
+    # code declares (positional or keyword arguments, defaults).
+    fields = tuple(field_names.replace(",", " ").split() if type(field_names) is str else field_names)
+    defaults = tuple(defaults or ())
+
+    def new(cls, *args, **kwargs):
+        vals = list(args)
+        for i in range(len(args), len(fields)):
+            if fields[i] in kwargs:
+                vals.append(kwargs.pop(fields[i]))
+            elif i >= len(fields) - len(defaults):
+                vals.append(defaults[i - len(fields) + len(defaults)])
+            else:
+                raise TypeError("missing argument %r" % fields[i])
+        if kwargs or len(vals) != len(fields):
+            raise TypeError("bad arguments for %s" % typename)
+        return tuple.__new__(cls, vals)
+
+    ns = {"__slots__": (), "__new__": new, "_fields": fields}
+    for i, f in enumerate(fields):
+        ns[f] = property(lambda self, i=i: self[i])
+    return type(typename, (tuple,), ns)
+
+
+# linecache's lazycache, checkcache and getline, as they behave while
+# linecache is not loaded (its cache empty): main.py's lines are the
+# runner's source (as linecache makes them from a module's __loader__);
+# "<...>" names have none; a source file's are read as linecache reads them
+# (tokenize.open: UTF-8 by default, universal newlines), unless it has a
+# BOM or a coding cookie, or cannot be read: then linecache itself does it.
+
+
+def _lc_lines(filename):
+    if filename == "main.py":
+        return [line + "\n" for line in _loader.source.splitlines()]
+    if type(filename) is not str or not filename or filename[:1] == "<" and filename[-1:] == ">":
+        return []
+    try:
+        st = os.stat(filename)
+        c = _lc_cache.get(filename)
+        if c is not None and c[0] == (st.st_size, st.st_mtime):
+            return c[1]
+        with open(filename, "rb") as f:
+            data = f.read()
+        if data[:3] == b"\xef\xbb\xbf" or any(b"coding" in h for h in data.split(b"\n", 2)[:2]):
+            return None
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    except (OSError, ValueError):
+        return None
+    parts = text.split("\n")
+    if parts[-1] == "":
+        parts.pop()
+    lines = [p + "\n" for p in parts]
+    _lc_cache[filename] = ((st.st_size, st.st_mtime), lines)
+    return lines
+
+
+_lc_cache = {}
+
+
+def _lc_lazycache(filename, module_globals):
+    if filename == "main.py":
+        return True
+    if _lc_lines(filename) is not None:
+        return False
+    return __import__("linecache").lazycache(filename, module_globals)
+
+
+def _lc_checkcache(filename=None):
+    if filename != "main.py" and (filename is None or _lc_lines(filename) is None):
+        __import__("linecache").checkcache(filename)
+
+
+def _lc_getline(filename, lineno, module_globals=None):
+    lines = _lc_lines(filename)
+    if lines is None:
+        return __import__("linecache").getline(filename, lineno, module_globals)
+    if 1 <= lineno <= len(lines):
+        return lines[lineno - 1]
+    return ""
 
 
 def _safe_str(e):

@@ -620,3 +620,92 @@ func TestNoSite(t *testing.T) {
 		t.Errorf("exit() did not raise SystemExit(4): %+v", m)
 	}
 }
+
+// TestTracebackText: the runner formats errors without importing the
+// traceback module when it can (see _tb_module in runner.py: traceback's
+// own code, run with light stand-ins for what it imports). The text must be
+// exactly what the traceback module gives, which is checked here for each
+// snippet in two fresh interpreters, one with traceback imported first
+// (the runner then uses it as is).
+func TestTracebackText(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	src := filepath.Join(t.TempDir(), "runner.py")
+	if err := os.WriteFile(src, []byte(Source), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const driver = `import sys, json
+mode, src, code = sys.argv[1:]
+if mode == "module":
+    import traceback
+R = {"__name__": "pybox_runner"}
+exec(compile(open(src).read(), "<string>", "exec"), R)
+m = type(sys)("__main__")
+m.__file__, m.__loader__, m.__builtins__ = "main.py", R["_loader"], sys.modules["builtins"]
+sys.modules["__main__"] = m
+ok, rv, err, ec = R["_exec"]({"type": "exec", "code": code}, m.__dict__)
+print(json.dumps({"error": err, "light": "traceback" not in sys.modules and "linecache" not in sys.modules}))
+`
+	snippets := []string{
+		"x = 1\nx / 0",
+		"def f(a):\n    return a['k']\nf({})",
+		"x = (\n",
+		"  x = 1",
+		"import json\njson.loads('{')",
+		"try:\n    1/0\nexcept Exception as e:\n    raise KeyError('k') from e",
+		"try:\n    {}['a']\nexcept KeyError:\n    None.x",
+		"def f():\n    f()\nf()",
+		"l = [1]\nl[5]",
+		"x = 'é' * 3; y = x + 1",
+		"s = '日本' + 1",
+		"x = [1,\n     2][5]",
+		"a = {'k': [1, 2]}\n(a['k'][3]\n + 1)",
+		"def f():\n\treturn 1 / 0\nf()",
+		"raise ValueError()",
+		"class E(Exception):\n    def __str__(self):\n        raise RuntimeError\nraise E()",
+		"e = ValueError('v')\ne.add_note('a note')\nraise e",
+		"raise ExceptionGroup('g', [ValueError(1)])",
+		"import os\nos.listdir('/nonexistent')",
+		"f = lambda: 1/0\nf()",
+		"def g():\n    yield 1/0\nlist(g())",
+		"assert 1 == 2, 'msg'",
+		"int('x')",
+		"exec('1/0')",
+		"compile('x = (', 'other.py', 'exec')",
+		"import sys\nsys.tracebacklimit = 1\ndef f():\n    1/0\nf()",
+	}
+	type out struct {
+		Error string `json:"error"`
+		Light bool   `json:"light"`
+	}
+	run := func(mode, code string) out {
+		cmd := exec.Command(python, "-I", "-S", "-B", "-c", driver, mode, src, code)
+		cmd.Dir = t.TempDir()
+		b, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s %q: %v", mode, code, err)
+		}
+		var o out
+		if err := json.Unmarshal(b, &o); err != nil {
+			t.Fatalf("%s %q: %v: %s", mode, code, err, b)
+		}
+		return o
+	}
+	light := 0
+	for _, code := range snippets {
+		got, want := run("light", code), run("module", code)
+		if got.Error != want.Error {
+			t.Errorf("%q:\n got %q\nwant %q", code, got.Error, want.Error)
+		}
+		if want.Error == "" {
+			t.Errorf("%q: no error", code)
+		}
+		if got.Light {
+			light++
+		}
+	}
+	// Most go the light way (not the exception group).
+	if light < len(snippets)-2 {
+		t.Errorf("only %d of %d errors were formatted without importing traceback", light, len(snippets))
+	}
+}
