@@ -454,6 +454,11 @@ func TestForkServerSuccessor(t *testing.T) {
 	old := native.MaxForks
 	native.MaxForks = 40
 	t.Cleanup(func() { native.MaxForks = old })
+	// Templates of earlier tests' sandboxes may still be going: the
+	// counts below are this sandbox's own.
+	for deadline := time.Now().Add(30 * time.Second); len(ownTemplates()) > 0; time.Sleep(20 * time.Millisecond) {
+		require.True(t, time.Now().Before(deadline), "templates of earlier tests still running: %v", ownTemplates())
+	}
 	sb := warmSandbox(t)
 	before := ownTemplates() // each template's python and its sandbox's init
 	require.True(t, len(before) > 0, "no template running")

@@ -593,6 +593,14 @@ func supervise(s *state) {
 		collect(s)
 	}
 	_ = s.send(&Message{Type: "done"})
+	// The parent's pipes and control channel end now, not once this
+	// process's exit has torn down its address space (which comes first
+	// in an exit, and which the parent need not wait for to report).
+	unix.Close(1)
+	unix.Close(2)
+	s.wmu.Lock()
+	_ = s.ctrl.Close()
+	s.wmu.Unlock()
 }
 
 // collect sends every regular file under /work, never following symlinks,

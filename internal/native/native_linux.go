@@ -187,6 +187,8 @@ type sandbox struct {
 	// they are not.
 	joined  chan struct{}
 	joinErr error
+	// initOutside: init itself is not in the cgroup (late join).
+	initOutside bool
 
 	mu             sync.Mutex
 	ready          *initproc.Message
@@ -380,6 +382,7 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 		return nil
 	}
 	if cfg.LateCgroup {
+		sb.initOutside = true
 		if err := sendCode(); err != nil {
 			return sb, err
 		}
@@ -586,7 +589,17 @@ func (sb *sandbox) kill() {
 func (sb *sandbox) destroy() {
 	if sb.cmd != nil && sb.cmd.Process != nil {
 		sb.kill()
-		<-sb.waitDone
+		if sb.initOutside && sb.cg != nil {
+			// Init is not in the cgroup: remove the group while init
+			// finishes exiting (its mount namespace's teardown waits for
+			// an RCU grace period) rather than after.
+			deleted := make(chan struct{})
+			go func() { defer close(deleted); _ = sb.cg.Delete() }()
+			<-sb.waitDone
+			<-deleted
+		} else {
+			<-sb.waitDone
+		}
 	}
 	for _, c := range sb.closers {
 		c.Close()
@@ -732,9 +745,9 @@ func (b *nativeBackend) runOnce(ctx context.Context, req *api.Request, hooks bac
 		sb.kill()
 	}
 	tr("ctrl-done")
-	<-sb.waitDone
-	tr("init-reaped")
-	// The namespace is gone, so every writer of the pipes is dead.
+	// Init has exited or been killed, and with it everything in its pid
+	// namespace: the pipes end once the last writer is gone. Its reaping
+	// (after its mount namespace's teardown) is destroy's business.
 	wg.Wait()
 	tr("streams")
 
