@@ -289,6 +289,30 @@ func ownTemplates() []string {
 	return own
 }
 
+// templateProcs lists this process's templates, not their children
+// (spares, anchors), which share their command line: the processes
+// ownTemplates finds whose parent is not one of them.
+func templateProcs() []string {
+	all := ownTemplates()
+	var top []string
+	for _, p := range all {
+		st, err := os.ReadFile("/proc/" + p + "/status")
+		if err != nil {
+			continue
+		}
+		parent := ""
+		for _, l := range strings.Split(string(st), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && f[0] == "PPid:" {
+				parent = f[1]
+			}
+		}
+		if !slices.Contains(all, parent) {
+			top = append(top, p)
+		}
+	}
+	return top
+}
+
 // ownCgroups lists the per-run cgroups of this process still present.
 func ownCgroups(t *testing.T) []string {
 	t.Helper()
@@ -460,29 +484,7 @@ func TestForkServerSuccessor(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "templates of earlier tests still running: %v", ownTemplates())
 	}
 	sb := warmSandbox(t)
-	// Templates, not their children (spares, anchors), which share their
-	// command line: those whose parent is not one of them.
-	templates := func() []string {
-		all := ownTemplates()
-		var top []string
-		for _, p := range all {
-			st, err := os.ReadFile("/proc/" + p + "/status")
-			if err != nil {
-				continue
-			}
-			parent := ""
-			for _, l := range strings.Split(string(st), "\n") {
-				if f := strings.Fields(l); len(f) == 2 && f[0] == "PPid:" {
-					parent = f[1]
-				}
-			}
-			if !slices.Contains(all, parent) {
-				top = append(top, p)
-			}
-		}
-		return top
-	}
-	before := templates()
+	before := templateProcs()
 	require.Equal(t, 2, len(before), "templates (lean and numpy): %v", before)
 	run := func(what string, i int) {
 		res, err := sb.Run(context.Background(), pybox.Request{Code: "print(1)"})
@@ -497,7 +499,7 @@ func TestForkServerSuccessor(t *testing.T) {
 	}
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		now := templates()
+		now := templateProcs()
 		var fresh []string
 		for _, p := range now {
 			if !slices.Contains(before, p) {
@@ -513,4 +515,39 @@ func TestForkServerSuccessor(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		run("after the successor", i)
 	}
+}
+
+// TestForkServerIdleSuccessor: an idle template is replaced on time too (at
+// nine tenths of MaxAge), so the first request after a quiet spell longer
+// than MaxAge does not find it too old and run cold.
+func TestForkServerIdleSuccessor(t *testing.T) {
+	old := native.MaxAge
+	native.MaxAge = 4 * time.Second
+	t.Cleanup(func() { native.MaxAge = old })
+	for deadline := time.Now().Add(30 * time.Second); len(ownTemplates()) > 0; time.Sleep(20 * time.Millisecond) {
+		require.True(t, time.Now().Before(deadline), "templates of earlier tests still running: %v", ownTemplates())
+	}
+	sb := warmSandbox(t)
+	before := templateProcs()
+	require.Equal(t, 2, len(before), "templates (lean and numpy): %v", before)
+	// No request meanwhile: both templates get successors by themselves.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		now := templateProcs()
+		fresh := 0
+		for _, p := range now {
+			if !slices.Contains(before, p) {
+				fresh++
+			}
+		}
+		if fresh == 2 && len(now) == 2 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "idle templates not replaced (templates %v, before %v)", now, before)
+		time.Sleep(50 * time.Millisecond)
+	}
+	res, err := sb.Run(context.Background(), pybox.Request{Code: "print(1)"})
+	require.NoError(t, err)
+	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+	require.True(t, res.Isolation.ForkServer, "the first run after the replacement ran cold")
 }

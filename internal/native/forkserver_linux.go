@@ -27,17 +27,21 @@ import (
 )
 
 // Fork-server tuning. A template is replaced after MaxForks executions or
-// maxAge (its children share its address-space layout and heap, so it must
+// MaxAge (its children share its address-space layout and heap, so it must
 // not live forever), and at once on any sign of trouble. Its successor
 // boots in the background once it has served three quarters of MaxForks
-// or most of maxAge (successorDue), and takes over as soon as it is ready:
-// under sustained load no execution falls back to a cold start at the
-// switch (a fork server at 400 executions/s reaches MaxForks every 5 s).
-var MaxForks = 2000 // a variable for tests
+// (successorDue) or nine tenths of MaxAge (also when idle: a timer), and
+// takes over as soon as it is ready: no execution falls back to a cold
+// start at the switch (a fork server at 400 executions/s reaches MaxForks
+// every 5 s).
+var (
+	MaxForks = 2000             // a variable for tests
+	MaxAge   = 10 * time.Minute // a variable for tests
+)
+
+func successorAge() time.Duration { return MaxAge * 9 / 10 }
 
 const (
-	maxAge        = 10 * time.Minute
-	successorAge  = maxAge - time.Minute
 	templateBoot  = 2 * time.Minute
 	templateLimit = 1 << 30 // memory of the template sandbox itself
 	// retryAfter spaces attempts to start a template that failed.
@@ -58,6 +62,9 @@ type forkServer struct {
 	seq uint64
 	// forks counts fork requests (read without mu: usable, successorDue).
 	forks atomic.Int64
+	// ageTimer boots the successor of an idle template (set under the
+	// backend's fsMu, once it serves).
+	ageTimer *time.Timer
 
 	// inflight counts executions whose processes live in the template's
 	// pid namespace: closing the template would kill them.
@@ -200,6 +207,15 @@ func (b *nativeBackend) startLocked(key string, lean bool, req *api.Request) {
 			go old.retire()
 		}
 		b.servers[key] = nfs
+		// Its successor boots on time even if no request comes to find
+		// it old (that request would have run cold).
+		nfs.ageTimer = time.AfterFunc(successorAge(), func() {
+			b.fsMu.Lock()
+			defer b.fsMu.Unlock()
+			if !b.closed && b.forkServer && b.servers[key] == nfs {
+				b.startLocked(key, lean, &r)
+			}
+		})
 		// A template serves this policy now: free its pooled sandboxes.
 		for _, sb := range b.drainPool(policyKey(&r)) {
 			go sb.destroy()
@@ -210,7 +226,7 @@ func (b *nativeBackend) startLocked(key string, lean bool, req *api.Request) {
 func (fs *forkServer) usable() bool {
 	fs.state.Lock()
 	defer fs.state.Unlock()
-	if fs.broken || time.Since(fs.born) > maxAge {
+	if fs.broken || time.Since(fs.born) > MaxAge {
 		return false
 	}
 	select {
@@ -221,10 +237,10 @@ func (fs *forkServer) usable() bool {
 	return fs.forks.Load() < int64(MaxForks)
 }
 
-// successorDue says whether the template is near its end (MaxForks, maxAge):
+// successorDue says whether the template is near its end (MaxForks, MaxAge):
 // time to boot its successor.
 func (fs *forkServer) successorDue() bool {
-	if time.Since(fs.born) > successorAge {
+	if time.Since(fs.born) > successorAge() {
 		return true
 	}
 	return fs.forks.Load() >= int64(MaxForks)*3/4
@@ -238,6 +254,9 @@ func (fs *forkServer) breakDown() {
 
 // retire waits for the template's executions to end, then destroys it.
 func (fs *forkServer) retire() {
+	if fs.ageTimer != nil {
+		fs.ageTimer.Stop()
+	}
 	fs.inflight.Wait()
 	fs.stopPreparing()
 	fs.conn.Close()
