@@ -289,6 +289,20 @@ func ownTemplates() []string {
 	return own
 }
 
+// soleTemplates waits until no template of an earlier test's sandbox is
+// left, then returns a warm sandbox and its two templates (lean and numpy),
+// so that counts of templates are this sandbox's own.
+func soleTemplates(t *testing.T) (*pybox.Sandbox, []string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); len(ownTemplates()) > 0; time.Sleep(20 * time.Millisecond) {
+		require.True(t, time.Now().Before(deadline), "templates of earlier tests still running: %v", ownTemplates())
+	}
+	sb := warmSandbox(t)
+	before := templateProcs()
+	require.Equal(t, 2, len(before), "templates (lean and numpy): %v", before)
+	return sb, before
+}
+
 // templateProcs lists this process's templates, not their children
 // (spares, anchors), which share their command line: the processes
 // ownTemplates finds whose parent is not one of them.
@@ -478,14 +492,7 @@ func TestForkServerSuccessor(t *testing.T) {
 	old := native.MaxForks
 	native.MaxForks = 40
 	t.Cleanup(func() { native.MaxForks = old })
-	// Templates of earlier tests' sandboxes may still be going: the
-	// counts below are this sandbox's own.
-	for deadline := time.Now().Add(30 * time.Second); len(ownTemplates()) > 0; time.Sleep(20 * time.Millisecond) {
-		require.True(t, time.Now().Before(deadline), "templates of earlier tests still running: %v", ownTemplates())
-	}
-	sb := warmSandbox(t)
-	before := templateProcs()
-	require.Equal(t, 2, len(before), "templates (lean and numpy): %v", before)
+	sb, before := soleTemplates(t)
 	run := func(what string, i int) {
 		res, err := sb.Run(context.Background(), pybox.Request{Code: "print(1)"})
 		require.NoError(t, err)
@@ -524,12 +531,7 @@ func TestForkServerIdleSuccessor(t *testing.T) {
 	old := native.MaxAge
 	native.MaxAge = 4 * time.Second
 	t.Cleanup(func() { native.MaxAge = old })
-	for deadline := time.Now().Add(30 * time.Second); len(ownTemplates()) > 0; time.Sleep(20 * time.Millisecond) {
-		require.True(t, time.Now().Before(deadline), "templates of earlier tests still running: %v", ownTemplates())
-	}
-	sb := warmSandbox(t)
-	before := templateProcs()
-	require.Equal(t, 2, len(before), "templates (lean and numpy): %v", before)
+	sb, before := soleTemplates(t)
 	// No request meanwhile: both templates get successors by themselves.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
