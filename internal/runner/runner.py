@@ -632,9 +632,9 @@ def _tb_module(e):
     # textwrap), and the carets of a 3.11 traceback import ast (enum): a
     # run that raised took twice as long as one that did not. The module's
     # own code formats, so the text is the interpreter's; the stand-ins
-    # cover what it uses for tracebacks of the code's own frames (main.py,
-    # whose lines the runner has) and import the real module for anything
-    # else.
+    # cover what it uses for tracebacks (source lines: main.py's from the
+    # runner, files' read as linecache reads them) and import the real
+    # module for anything else. RATIONALE.md has more.
     global _tb_fast
     if "traceback" in sys.modules or "linecache" in sys.modules or sys.version_info[:2] != (3, 11):
         import traceback
