@@ -151,6 +151,7 @@ class Template:
     def serve(self, sock):
         self.execs = {}  # pid of the child -> (anchor pid, status fd)
         self.stacks = {}  # anchor pid -> its stack
+        self.free_stacks = []  # stacks of reaped anchors, for the next ones
         self.pause = ctypes.cast(libc.pause, ctypes.c_void_p)
         # No SIGCHLD handler: the loop below polls a pidfd per child
         # instead (a handler can lose exits: see spawn_anchor), and SIGCHLD
@@ -377,7 +378,10 @@ class Template:
         # shares the template's fd table instead of holding copies of the
         # fds open now (a spare's socket, which must close when the spare
         # dies; other executions' status pipes).
-        stack = ctypes.create_string_buffer(64 << 10)
+        # A reaped anchor's stack is reused as it is: allocating and
+        # zeroing 64 KiB per execution wrote 16 pages that children share
+        # copy-on-write (the template's own faults, on every execution).
+        stack = self.free_stacks.pop() if self.free_stacks else ctypes.create_string_buffer(64 << 10)
         top = (ctypes.addressof(stack) + len(stack)) & ~0xF
         pid = check(libc.clone(self.pause, ctypes.c_void_p(top), CLONE_VM | CLONE_FILES | signal.SIGCHLD, None), "clone(anchor)")
         self.stacks[pid] = stack  # freed once the anchor is reaped
@@ -396,7 +400,7 @@ class Template:
                 os.waitpid(p, 0)
             except OSError:
                 pass
-        self.stacks.pop(anchor, None)
+        self.free_stack(anchor)
 
     def end_anchor(self, anchor):
         # Kills an anchor and reaps it. The anchor is pid 1 of the
@@ -408,7 +412,13 @@ class Template:
             os.waitpid(anchor, 0)
         except OSError:
             pass
-        self.stacks.pop(anchor, None)
+        self.free_stack(anchor)
+
+    def free_stack(self, anchor):
+        # The stack of a reaped anchor (none of its process is left).
+        st = self.stacks.pop(anchor, None)
+        if st is not None and len(self.free_stacks) < 16:
+            self.free_stacks.append(st)
 
     def reap(self):
         # Reports each ended execution (its exit status comes from here,
@@ -423,7 +433,7 @@ class Template:
                 return
             ent = self.execs.pop(pid, None)
             if ent is None:
-                self.stacks.pop(pid, None)  # an anchor
+                self.free_stack(pid)  # an anchor
                 continue
             anchor, status_w = ent
             self.end_anchor(anchor)
