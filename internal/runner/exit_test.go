@@ -99,3 +99,37 @@ func TestNoExitFrameOtherwise(t *testing.T) {
 		}
 	}
 }
+
+// TestEndAfterCCode: a runner that read its frames until EOF ends with
+// os._exit after its finish when the code loaded no extension module, and
+// through C's exit() when it did (ctypes loaded), so that C atexit
+// handlers still run, with the interpreter alive: here a ctypes callback
+// registered with C's atexit, which writes straight to fd 1 (after
+// Python's own finalisation it could not run: its code would be gone).
+// Exit statuses are kept either way.
+func TestEndAfterCCode(t *testing.T) {
+	t.Parallel()
+	// atexit(3) is __cxa_atexit underneath (glibc exports only that).
+	const cb = "import ctypes, os\n" +
+		"bye = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _, w=os.write: w(1, b'c-atexit\\n'))\n" +
+		"ctypes.CDLL(None).__cxa_atexit(bye, None, None)\n" +
+		"import sys\nsys.keep = bye\n" // the finish tears down __main__, not sys
+	tests := []struct {
+		name, code, stdout string
+		exit               int
+	}{
+		{"pure python", "print('a')", "a\n", 0},
+		{"pure python, exit status", "import sys\nsys.exit(4)", "", 4},
+		{"C atexit handler", cb + "print('a')", "a\nc-atexit\n", 0},
+		{"C atexit handler, exit status", cb + "import sys\nsys.exit(5)", "c-atexit\n", 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := runFD(t, "", NewExec(tt.code, nil))
+			if r.stdout != tt.stdout || r.exitCode != tt.exit {
+				t.Errorf("stdout %q exit %d, want %q exit %d (stderr %q)", r.stdout, r.exitCode, tt.stdout, tt.exit, r.stderr)
+			}
+		})
+	}
+}

@@ -998,14 +998,24 @@ def _end(code):
     # The end of a runner that reads frames until EOF (native, sessions):
     # _finish, then os._exit, skipping the rest of Python's finalisation
     # (freeing every object and module: ~1.5 ms of a 10 ms start, which the
-    # supervisor waits for). Unless the code loaded an extension module:
-    # its C libraries may have registered C atexit handlers, which only
-    # the usual exit (returning code) runs.
+    # supervisor waits for; 11 ms after a numpy cell, 50 ms after pandas).
+    # When the code loaded an extension module, its C libraries may have
+    # registered C atexit handlers or destructors (a library closing its
+    # files): C's exit() runs them, and flushes C stdio, with the
+    # interpreter still alive and the GIL held (ctypes.PyDLL), as they
+    # would run after a finalisation. Without ctypes already loaded (numpy
+    # and pandas load it), the usual exit.
     c = _loaded_c()
     code = _finish(code)
     if not c:
         os._exit(code)
-    return code  # C code ran, or the code replaced os._exit
+    ct = sys.modules.get("ctypes")
+    if ct is not None:
+        try:
+            ct.PyDLL(None).exit(code)
+        except BaseException:
+            pass
+    return code  # the usual exit, or the code replaced os._exit
 
 
 def _unraisable(e, obj):
