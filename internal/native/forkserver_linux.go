@@ -353,7 +353,7 @@ func (b *nativeBackend) startServer(req *api.Request, lean bool) (*forkServer, e
 		return nil, err
 	}
 	conn := c.(*net.UnixConn)
-	sb, err := b.startWith(&treq, cfg.Template, constConfig(cfg), child)
+	sb, err := b.startWith(&treq, cfg, child)
 	if err != nil {
 		conn.Close()
 		return nil, err

@@ -203,23 +203,13 @@ type sandbox struct {
 // start builds a sandbox for req and starts its interpreter. On error
 // nothing is left running.
 func (b *nativeBackend) start(req *api.Request, cfg *initproc.Config) (sb *sandbox, err error) {
-	return b.startWith(req, cfg.Template, constConfig(cfg), nil)
-}
-
-// constConfig is a config already made, for startWith.
-func constConfig(cfg *initproc.Config) func() (*initproc.Config, error) {
-	return func() (*initproc.Config, error) { return cfg, nil }
+	return b.startWith(req, cfg, nil)
 }
 
 // startWith is start, with fd3 (when non-nil) handed to the interpreter as
 // fd 3 instead of the runner's exec-frame pipe (the fork-server template's
 // socket).
-//
-// The config (template: whether it is a fork-server template's) is asked
-// of cfgOf only once init is started: runOnce makes it meanwhile (~0.2-0.3
-// ms: the interpreter's identity, the mount plan, the runner's code). An
-// error from cfgOf ends the sandbox and is returned as is.
-func (b *nativeBackend) startWith(req *api.Request, template bool, cfgOf func() (*initproc.Config, error), fd3 *os.File) (sb *sandbox, err error) {
+func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *os.File) (sb *sandbox, err error) {
 	sb = &sandbox{req: req, ctrlDone: make(chan struct{}), waitDone: make(chan struct{}),
 		readyCh: make(chan struct{}), joined: make(chan struct{}), replies: make(chan initproc.Message, 1)}
 	sb.iso = api.Isolation{
@@ -248,7 +238,7 @@ func (b *nativeBackend) startWith(req *api.Request, template bool, cfgOf func() 
 	// On cgroup v1 an interpreter that runs the runner joins its cgroup
 	// late, and init not at all (see joinLate): then the pids limit
 	// reserves nothing for init's threads.
-	late := b.cgErr == nil && b.cg.Version == "v1" && fd3 == nil && !template && procChildren()
+	late := b.cgErr == nil && b.cg.Version == "v1" && fd3 == nil && !cfg.Template && procChildren()
 	reserve := initproc.InitThreads
 	if late {
 		reserve = 0
@@ -371,10 +361,6 @@ func (b *nativeBackend) startWith(req *api.Request, template bool, cfgOf func() 
 	go func() { <-sb.ctrlDone; _ = sb.cmd.Wait(); close(sb.waitDone) }()
 	for _, f := range []*os.File{outW, errW, rinR, routW, ctrlChild} {
 		f.Close()
-	}
-	cfg, err := cfgOf()
-	if err != nil {
-		return sb, err
 	}
 	// The config first: init builds the sandbox while (on cgroup v1) the
 	// process is moved into the cgroup, then waits for "go" before it
@@ -706,23 +692,9 @@ func (b *nativeBackend) runOnce(ctx context.Context, req *api.Request, hooks bac
 		fmt.Fprintf(os.Stderr, "pybox trace: cold run begins %dµs after process start\n", processAge().Microseconds())
 		defer func() { fmt.Fprintf(os.Stderr, "pybox trace: cold run took %dµs\n", time.Since(t0).Microseconds()) }()
 	}
-	// The config is made while init starts (see startWith).
-	type made struct {
-		cfg *initproc.Config
-		err error
-	}
-	cfgCh := make(chan made, 1)
-	go func() {
-		cfg, err := b.config(req)
-		cfgCh <- made{cfg, err}
-	}()
-	var m *made
-	cfgOf := func() (*initproc.Config, error) {
-		if m == nil {
-			r := <-cfgCh
-			m = &r
-		}
-		return m.cfg, m.err
+	cfg, err := b.config(req)
+	if err != nil {
+		return err
 	}
 	t0 := time.Now()
 	tr := func(what string) {
@@ -731,20 +703,8 @@ func (b *nativeBackend) runOnce(ctx context.Context, req *api.Request, hooks bac
 		}
 	}
 	sb := b.takePooled(req)
-	if sb != nil {
-		// A pre-booted sandbox has its config; this one's errors (the
-		// interpreter, mounts) still apply.
-		if _, err := cfgOf(); err != nil {
-			sb.destroy()
-			return err
-		}
-	} else {
-		var err error
-		if sb, err = b.startWith(req, false, cfgOf, nil); err != nil {
-			var ie *api.InputError
-			if errors.As(err, &ie) {
-				return err // nothing of the sandbox to report
-			}
+	if sb == nil {
+		if sb, err = b.start(req, cfg); err != nil {
 			res.Isolation = sb.iso
 			return err
 		}
