@@ -800,7 +800,11 @@ def _namedtuple(typename, field_names, *, defaults=None, **kw):
 
 def _lc_lines(filename):
     if filename == "main.py":
-        return [line + "\n" for line in _loader.source.splitlines()]
+        # Once per source, not per frame (a RecursionError has ~1000).
+        c = _lc_cache.get("main.py")
+        if c is None or c[0] is not _loader.source:
+            c = _lc_cache["main.py"] = (_loader.source, [line + "\n" for line in _loader.source.splitlines()])
+        return c[1]
     if type(filename) is not str or not filename or filename[:1] == "<" and filename[-1:] == ">":
         return []
     try:
