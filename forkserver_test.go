@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/pybox-dev/pybox"
 	"github.com/pybox-dev/pybox/internal/native"
 	"github.com/pybox-dev/pybox/internal/testing/require"
+	"golang.org/x/sys/unix"
 )
 
 // warmSandbox returns a sandbox whose fork server is up (its runs report
@@ -124,11 +126,13 @@ except OSError as e:
     print('refused')
 print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))`})
 	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
-	require.Equal(t, "False False False False\nrefused\n[1, 2]\n", res.Stdout)
+	// Pid 1 is the namespace's anchor, 2 the code, 3 its holder
+	// (TestForkServerHolder).
+	require.Equal(t, "False False False False\nrefused\n[1, 2, 3]\n", res.Stdout)
 	out, _ := exec.Command("pgrep", "-f", "sleep 1000.77").Output()
 	require.Equal(t, "", strings.TrimSpace(string(out)), "a process outlived its execution")
 
-	// Two at once: each sees only its own pid namespace (pids 1 and 2).
+	// Two at once: each sees only its own pid namespace (pids 1 to 3).
 	var wg sync.WaitGroup
 	outs := make([]string, 2)
 	for i := range outs {
@@ -142,8 +146,56 @@ print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))`})
 		}()
 	}
 	wg.Wait()
-	require.Equal(t, "[1, 2]\n", outs[0])
-	require.Equal(t, "[1, 2]\n", outs[1])
+	require.Equal(t, "[1, 2, 3]\n", outs[0])
+	require.Equal(t, "[1, 2, 3]\n", outs[1])
+}
+
+// TestForkServerHolder: every execution's memory holder (zygote.py's
+// make_holder, pid 3), which shares the code's memory and outlives it, is
+// out of the code's reach: it belongs to the namespace's uid 0, blocks
+// every signal, cannot be signalled (not even stopped, which would make
+// it restart its pause() through the shared memory), is not the code's
+// child and is outside the execution's cgroup; the code's own exit is
+// what the Result waits for, while the pid namespace ends after it.
+func TestForkServerHolder(t *testing.T) {
+	sb := warmSandbox(t)
+	for i := 0; i < 3; i++ { // a prepared spare, then children made for the request
+		res := warmRun(t, sb, pybox.Request{Code: `import os, signal
+st = dict(l.split(':', 1) for l in open('/proc/3/status').read().splitlines())
+print(st['Uid'].split()[0], st['PPid'].strip(), st['SigBlk'].strip(), st['State'].split()[0])
+for sig in (signal.SIGSTOP, signal.SIGCONT, signal.SIGTERM, signal.SIGKILL, 0):
+    try:
+        os.kill(3, sig); print('signalled', sig)
+    except PermissionError:
+        print('EPERM')
+try:
+    os.waitpid(-1, os.WNOHANG); print('has children')
+except ChildProcessError:
+    print('no children')
+print(open('/proc/3/cgroup').read() != open('/proc/self/cgroup').read())`})
+		require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+		require.Equal(t, "0 0 fffffffffffbfeff S\nEPERM\nEPERM\nEPERM\nEPERM\nEPERM\nno children\nTrue\n", res.Stdout)
+	}
+	// The namespace's anchor and holder end just after the Result (pidfds
+	// taken at once: the namespace's id may be reused later).
+	res := warmRun(t, sb, pybox.Request{Code: "import os\nprint(os.readlink('/proc/self/ns/pid'))"})
+	ns := strings.TrimSpace(res.Stdout)
+	var pidfds []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/" + e.Name() + "/ns/pid"); err == nil && l == ns {
+			pid, _ := strconv.Atoi(e.Name())
+			if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+				pidfds = append(pidfds, fd)
+			}
+		}
+	}
+	require.True(t, len(pidfds) <= 2, "%d processes left in the execution's namespace", len(pidfds))
+	for _, fd := range pidfds {
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 2000)
+		unix.Close(fd)
+		require.True(t, err == nil && n == 1, "a process of the execution's namespace outlived it by 2 s")
+	}
 }
 
 // TestForkServerRandomState: executions share no random state with each

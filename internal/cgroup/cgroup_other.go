@@ -40,3 +40,6 @@ func (g *Group) Delete() error { return nil }
 
 // Cleanup returns nil: there is nothing to remove.
 func Cleanup() error { return nil }
+
+// Empty is not supported off Linux.
+func (g *Group) Empty() (bool, error) { return false, ErrUnsupported }

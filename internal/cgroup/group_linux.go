@@ -520,6 +520,13 @@ func (g *Group) procs() ([]int, error) {
 	return pids, nil
 }
 
+// Empty reports whether no process is in the group (in any of its
+// directories).
+func (g *Group) Empty() (bool, error) {
+	pids, err := g.procs()
+	return len(pids) == 0, err
+}
+
 // Kill sends SIGKILL to every process in the group and waits until the
 // group is empty. On v2 it writes cgroup.kill (Linux 5.14+). On v1 (and
 // older v2) it loops over cgroup.procs until it is empty: each round kills

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/pybox-dev/pybox/internal/cgroup"
 )
@@ -84,11 +85,11 @@ func (k *warmKit) open() error {
 }
 
 // closeFiles closes the kit's pipes and cgroup.procs files (not its
-// cgroup).
-func (k *warmKit) closeFiles() {
+// cgroup), but for keep.
+func (k *warmKit) closeFiles(keep ...*os.File) {
 	for _, p := range k.pipes {
 		for _, f := range p {
-			if f != nil {
+			if f != nil && !slices.Contains(keep, f) {
 				f.Close()
 			}
 		}

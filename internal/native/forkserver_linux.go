@@ -478,14 +478,21 @@ func (fs *forkServer) fork(fr forkRequest, fds []int) (zygote.Reply, error) {
 func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Request, hooks backend.Hooks, res *api.Result) error {
 	defer fs.inflight.Done()
 	var tr []string
+	var trMu sync.Mutex
 	t0 := time.Now()
 	mark := func(what string) {
 		if trace {
+			trMu.Lock()
 			tr = append(tr, fmt.Sprintf("%s=%d", what, time.Since(t0).Microseconds()))
+			trMu.Unlock()
 		}
 	}
 	if trace {
-		defer func() { fmt.Fprintf(os.Stderr, "pybox trace: warm run (µs since start): %s\n", strings.Join(tr, " ")) }()
+		defer func() {
+			trMu.Lock()
+			defer trMu.Unlock()
+			fmt.Fprintf(os.Stderr, "pybox trace: warm run (µs since start): %s\n", strings.Join(tr, " "))
+		}()
 	}
 	res.Isolation = fs.iso
 	res.Isolation.Limits = api.Limits{
@@ -505,12 +512,34 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 		}
 	}
 	cg := kit.cg
+	// The template's report on the status pipe ends with done once the
+	// execution's pid namespace is gone, holder included (zygote.py's
+	// make_holder); the Result need not wait for it (see below), but the
+	// cgroup's reuse does: until then the holder keeps the execution's
+	// memory charged to it. stDone is closed once the report is read.
+	var stDone chan struct{}
+	stR := kit.pipes[5][0]
 	// Removing a cgroup takes ~1 ms (v1 memory controller): do it after
 	// the Result is returned, or reuse the group for a later run with the
 	// same limits (recycle). Delete kills anything left first.
 	b.deletes.Add(1)
-	defer func() { go func() { defer b.deletes.Done(); b.recycle(limits, cg) }() }()
-	defer kit.closeFiles()
+	defer func() {
+		done := stDone
+		go func() {
+			defer b.deletes.Done()
+			if done != nil {
+				select {
+				case <-done:
+				case <-time.After(reportGrace):
+					stR.Close()
+					<-done
+				}
+			}
+			stR.Close()
+			b.recycle(limits, cg)
+		}()
+	}()
+	defer kit.closeFiles(stR)
 	mark("cgroup")
 	res.Isolation.Cgroup = cg.Version()
 	res.Isolation.Limits.MemoryBytes = int64(req.Memory)
@@ -523,7 +552,7 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	errR, errW := ps[2][0], ps[2][1]
 	rinR, rinW := ps[3][0], ps[3][1]
 	routR, routW := ps[4][0], ps[4][1]
-	stR, stW := ps[5][0], ps[5][1]
+	stW := ps[5][1]
 	fiR, fiW := ps[6][0], ps[6][1]
 	fds := []int{int(cfgR.Fd()), int(outW.Fd()), int(errW.Fd()), int(rinR.Fd()), int(routW.Fd()), int(stW.Fd()), int(fiW.Fd())}
 	for _, f := range kit.procs {
@@ -569,9 +598,9 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	limit := int64(req.OutputLimit)
 	over := func() { flags.set(&flags.outputOver); kill() }
 	wg.Add(3)
-	go func() { defer wg.Done(); stdout.Read(outR, limit, hooks.Stdout, over) }()
-	go func() { defer wg.Done(); stderr.Read(errR, limit, hooks.Stderr, over) }()
-	go func() { defer wg.Done(); frames.Read(routR, int(limit)*2+1<<20, limit) }()
+	go func() { defer wg.Done(); stdout.Read(outR, limit, hooks.Stdout, over); mark("out") }()
+	go func() { defer wg.Done(); stderr.Read(errR, limit, hooks.Stderr, over); mark("err") }()
+	go func() { defer wg.Done(); frames.Read(routR, int(limit)*2+1<<20, limit); mark("frames") }()
 
 	// The template's report on the status pipe: a setup error (written
 	// by the child before any user code ran), then the exit status and
@@ -579,7 +608,8 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	// process: its own output, untrusted like the runner's frames.
 	var exit *initproc.Message
 	var setupErr *SetupError
-	stDone := make(chan struct{})
+	stDone = make(chan struct{})
+	exited := make(chan struct{}) // closed once exit is set
 	go func() {
 		defer close(stDone)
 		for {
@@ -592,8 +622,11 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 				setupErr = &SetupError{Step: m.Step, Err: m.Error}
 			case "exit":
 				mark("exit")
-				mm := m
-				exit = &mm
+				if exit == nil {
+					mm := m
+					exit = &mm
+					close(exited)
+				}
 			case "done":
 				mark("done")
 				return
@@ -611,6 +644,7 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 			var m initproc.Message
 			if err := initproc.ReadFrame(fiR, maxFrame, &m); err != nil {
 				_, _ = io.Copy(io.Discard, fiR)
+				mark("files")
 				return
 			}
 			if m.Type != "file" {
@@ -629,30 +663,59 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 		}
 	}()
 
+	// The report is complete at done, or at the exit status when the
+	// execution's cgroup is empty by then: the code's process is reaped,
+	// nothing it started is left (every process of the execution but the
+	// holder, which runs nothing, is in that cgroup, and only a process
+	// there can add one), and the pid namespace's end, which frees the
+	// memory, is left to run after the Result.
+	done := false
+	checkEmpty := func() {
+		exited = nil // asked once
+		empty, err := cg.Empty()
+		done = err == nil && empty
+	}
 	timer := time.NewTimer(req.Timeout.D())
 	defer timer.Stop()
-	select {
-	case <-stDone:
-	case <-timer.C:
-		flags.set(&flags.timedOut)
-		kill()
-	case <-ctx.Done():
-		flags.set(&flags.cancelled)
-		kill()
-	case <-fs.sb.ctrlDone:
-		fs.breakDown()
-		kill()
+wait:
+	for !done {
+		select {
+		case <-stDone:
+			done = true
+		case <-exited:
+			checkEmpty()
+		case <-timer.C:
+			flags.set(&flags.timedOut)
+			kill()
+			break wait
+		case <-ctx.Done():
+			flags.set(&flags.cancelled)
+			kill()
+			break wait
+		case <-fs.sb.ctrlDone:
+			fs.breakDown()
+			kill()
+			break wait
+		}
 	}
-	select {
-	case <-stDone:
-	case <-time.After(reportGrace):
-		// The template stopped reporting (it is wedged or gone): never
-		// wait for it forever. Retire it and end the execution with
-		// what was observed; everything in the cgroup is killed below.
-		fs.breakDown()
-		kill()
-		stR.Close()
-		<-stDone
+	grace := time.NewTimer(reportGrace)
+	defer grace.Stop()
+	for !done {
+		select {
+		case <-stDone:
+			done = true
+		case <-exited:
+			checkEmpty()
+		case <-grace.C:
+			// The template stopped reporting (it is wedged or gone): never
+			// wait for it forever. Retire it and end the execution with
+			// what was observed; everything in the cgroup is killed below.
+			fs.breakDown()
+			kill()
+			stR.Close()
+			<-stDone
+			done = true
+		}
 	}
 	// The code's process has exited (or was killed with everything in
 	// the cgroup): the pipes' writers are gone once the cgroup is empty.

@@ -16,7 +16,8 @@
 // file descriptors, in this order: a pipe the child reads its [Exec] frame
 // from (input files), stdout, stderr, the runner's exec-frame pipe, the
 // runner's result-frame pipe, a status pipe, and one opened cgroup.procs
-// file per cgroup hierarchy of the execution's cgroup. The message also
+// file per cgroup hierarchy of the execution's cgroup (a child made for the
+// request moves itself there; a prepared one is there). The message also
 // carries the execution's disk size and file-collection settings. The
 // supervisor may write the runner's exec frame before it sends the
 // request: the child reads it only once it is in its cgroup. The template
@@ -30,8 +31,11 @@
 // {"type":"prepared",...}. A fork request with "prepared":C is served by
 // that spare, without a move; any other by a child made for it. On the status pipe, with the frames of
 // internal/initproc, the child reports collected files (or an error frame
-// when its setup failed), then the template reports the exit status and
-// done.
+// when its setup failed), then the template reports the exit status once
+// the code's process is reaped, and done once the execution's pid namespace
+// has ended (its holder, which keeps the code's memory, included). Once the
+// exit status is in, an empty execution cgroup means nothing of the code
+// runs any more; done may come later.
 package zygote
 
 import (

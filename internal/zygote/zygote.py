@@ -27,11 +27,14 @@ libc.clone.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP = 0x20000000, 0x40000000, 0x02000000
-CLONE_VM, CLONE_FILES = 0x100, 0x400
+CLONE_VM, CLONE_FILES, CLONE_PARENT = 0x100, 0x400, 0x8000
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, PR_SET_DUMPABLE = 24, 38, 22, 4
 SECCOMP_MODE_FILTER = 2
 SYS_LL_CREATE, SYS_LL_ADD, SYS_LL_RESTRICT = 444, 445, 446
+# rt_sigprocmask, called directly to block the two signals libc keeps for
+# itself too (32 and 33: pthread_sigmask leaves them unblocked).
+SYS_RT_SIGPROCMASK = {"x86_64": 14, "aarch64": 135}.get(os.uname().machine)
 SIOCSIFFLAGS, IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x8914, 0x1, 0x8, 0x40
 UID = GID = 1000
 # A spare warms the runner up only after this long without a request: a
@@ -93,10 +96,12 @@ class SockFprog(ctypes.Structure):
 class Spare:
     # A child made ahead (Template.make_spare): its pid, its pid
     # namespace's anchor, the socket it waits on, its disk size, and the
-    # supervisor's id of the cgroup it moved itself into (None: none yet).
-    def __init__(self, pid, anchor, ctl, disk, cgroup=None):
+    # supervisor's id of the cgroup it moved itself into (None: none yet),
+    # and a pidfd of its holder (-1: none; see Template.make_holder).
+    def __init__(self, pid, anchor, ctl, disk, cgroup=None, holder=-1):
         self.pid, self.anchor, self.ctl, self.disk = pid, anchor, ctl, disk
-        self.cgroup = cgroup
+        self.cgroup, self.holder = cgroup, holder
+        self.dead = False  # reaped before it was handed an execution
 
 
 class Template:
@@ -149,7 +154,8 @@ class Template:
 
     # ---- template side -------------------------------------------------
     def serve(self, sock):
-        self.execs = {}  # pid of the child -> (anchor pid, status fd)
+        self.execs = {}  # pid of the child -> (anchor pid, status fd, holder pidfd)
+        self.dying = {}  # killed anchor's pid -> status fd for its done (-1: none)
         self.stacks = {}  # anchor pid -> its stack
         self.free_stacks = []  # stacks of reaped anchors, for the next ones
         self.pause = ctypes.cast(libc.pause, ctypes.c_void_p)
@@ -208,10 +214,12 @@ class Template:
 
     def watch(self, pid):
         # Wake the serve loop when pid ends (without pidfds, the loop
-        # polls every 20 ms instead).
+        # polls every 20 ms instead). A pid already reaped needs no wake-up.
         if self.pidfd_ok:
             try:
                 self.pidfds[os.pidfd_open(pid)] = pid
+            except ProcessLookupError:
+                pass
             except (OSError, AttributeError):
                 self.pidfd_ok = False
 
@@ -245,8 +253,10 @@ class Template:
         spare = sp is not None
         sent = False
         try:
-            if sp is not None and sp.disk != disk:
-                # Made for another disk size: a new one, now.
+            if sp is not None and (sp.disk != disk or sp.dead):
+                # Made for another disk size, or died while it waited
+                # (its holder keeps its socket open, so sending to it
+                # would not fail): a new one, now.
                 self.drop_spare(sp)
                 sp = None
             while not sent:
@@ -255,9 +265,13 @@ class Template:
                     sp = self.make_spare(disk)
                 # The child takes this as soon as its set-up is done (a
                 # set-up that failed is reported on the status pipe,
-                # fds[5]).
+                # fds[5]). A child made for this request gets the
+                # cgroup.procs files too: it moves itself into the
+                # execution's cgroup, after its holder exists
+                # (make_holder), and only then reads the code (which the
+                # supervisor sent with the request).
                 try:
-                    socket.send_fds(sp.ctl, [json.dumps(req).encode()], fds[:7])
+                    socket.send_fds(sp.ctl, [json.dumps(req).encode()], fds if sp.cgroup is None else fds[:7])
                     sent = True
                 except OSError:
                     if fresh:
@@ -265,19 +279,7 @@ class Template:
                     # A spare that died while it waited: a new one.
                     self.drop_spare(sp)
                     sp = None
-            # Into the execution's cgroup (every hierarchy) before the
-            # child may go on: it enters a cgroup namespace rooted there,
-            # and only then reads the code (which the supervisor sent
-            # with the request).
-            ok = b"1"
-            try:
-                for fd in fds[7:] if sp.cgroup is None else []:
-                    os.write(fd, b"%d" % sp.pid)
-            except OSError:
-                ok = b"0"
-                raise
-            finally:
-                sp.ctl.send(ok)
+            sp.ctl.send(b"1")
         except OSError as e:
             if sp is not None:
                 # Ends the spare's pid namespace, the child included
@@ -288,14 +290,16 @@ class Template:
                     self.drop_spare(sp)
             return {"type": "fork-error", "id": req.get("id"), "error": str(e)}
         finally:
-            if sp is not None:
-                sp.ctl.close()
             for fd in fds[:5] + fds[6:]:
                 os.close(fd)
             if sent:
-                self.execs[sp.pid] = (sp.anchor, fds[5])
+                # Its socket stays open until it is reaped: its holder's
+                # pidfd is read from it then (take_holder).
+                self.execs[sp.pid] = (sp.anchor, fds[5], sp)
                 self.watch(sp.pid)
             else:
+                if sp is not None:
+                    sp.ctl.close()
                 os.close(fds[5])
         return {"type": "forked", "id": req.get("id"), "pid": sp.pid, "spare": spare,
                 "took_us": int((time.monotonic() - t0) * 1e6)}
@@ -346,10 +350,8 @@ class Template:
             finally:
                 check(libc.setns(self.own_pidns, CLONE_NEWPID), "setns(pid)")
         except BaseException:
-            if pid:
-                self.end_pidns(anchor, pid)
-            elif anchor:
-                self.end_anchor(anchor)
+            if anchor:
+                self.retire(anchor, pid)
             if ours is not None:
                 ours.close()
             raise
@@ -359,10 +361,33 @@ class Template:
                 theirs.close()
         return Spare(pid, anchor, ours, disk, cgroup)
 
+    def take_holder(self, sp, wait_ms):
+        # A spare's first message (greet): a pidfd of its holder, or none.
+        # It is sent early in the spare's set-up, before anything that
+        # could wait, so it is there once the spare has been handed an
+        # execution and ended, or soon after the spare was made.
+        if sp.holder >= 0:
+            return
+        p = select.poll()
+        p.register(sp.ctl, select.POLLIN)
+        if not p.poll(wait_ms):
+            return
+        try:
+            msg, fds, _, _ = socket.recv_fds(sp.ctl, 16, 1, socket.MSG_DONTWAIT)
+        except OSError:
+            return
+        if msg == b"h" and len(fds) == 1:
+            sp.holder = fds[0]
+        else:
+            for fd in fds:
+                os.close(fd)
+
     def drop_spare(self, sp):
         # Ends an unused spare.
+        if not sp.dead:
+            self.take_holder(sp, 100)
         sp.ctl.close()
-        self.end_pidns(sp.anchor, sp.pid)
+        self.retire(sp.anchor, sp.pid, sp.holder)
 
     def spawn_anchor(self):
         # clone(CLONE_VM) running libc's pause() on a small stack of its
@@ -387,32 +412,27 @@ class Template:
         self.stacks[pid] = stack  # freed once the anchor is reaped
         return pid
 
-    def end_pidns(self, anchor, pid):
-        # Ends a pid namespace whose anchor's child pid (the template's
-        # own child) was not reaped yet: the anchor's exit waits until
-        # every process of its namespace is reaped, so the child first.
+    def retire(self, anchor, pid=0, holder=-1, status_w=-1):
+        # Ends a pid namespace without waiting for it: SIGKILL to its
+        # anchor (pid 1), whose exit kills every other process there and
+        # then waits until they are all reaped. What is left is reaped by
+        # the serve loop as it ends: the child (pid, if not reaped yet),
+        # the holder (whose exit frees the execution's memory: the slow
+        # part) and the anchor. Once the anchor is reaped, nothing of the
+        # execution is left, and status_w gets done.
         try:
             os.kill(anchor, signal.SIGKILL)
         except OSError:
             pass
-        for p in (pid, anchor):
-            try:
-                os.waitpid(p, 0)
-            except OSError:
-                pass
-        self.free_stack(anchor)
-
-    def end_anchor(self, anchor):
-        # Kills an anchor and reaps it. The anchor is pid 1 of the
-        # execution's pid namespace: its exit waits until every other
-        # process there is gone, so once it is reaped nothing of the
-        # execution runs any more.
-        try:
-            os.kill(anchor, signal.SIGKILL)
-            os.waitpid(anchor, 0)
-        except OSError:
-            pass
-        self.free_stack(anchor)
+        self.dying[anchor] = status_w
+        self.watch(anchor)
+        if pid:
+            self.watch(pid)
+        if holder >= 0:
+            if self.pidfd_ok:
+                self.pidfds[holder] = 0
+            else:
+                os.close(holder)
 
     def free_stack(self, anchor):
         # The stack of a reaped anchor (none of its process is left).
@@ -433,32 +453,99 @@ class Template:
                 return
             ent = self.execs.pop(pid, None)
             if ent is None:
-                self.free_stack(pid)  # an anchor
+                # An anchor, a holder, or a spare that never ran code.
+                if self.spare is not None and self.spare.pid == pid:
+                    self.spare.dead = True
+                status_w = self.dying.pop(pid, None)
+                if status_w is not None and status_w >= 0:
+                    try:
+                        write_all(status_w, frame({"type": "done"}))
+                    except OSError:
+                        pass
+                    os.close(status_w)
+                self.free_stack(pid)
                 continue
-            anchor, status_w = ent
-            self.end_anchor(anchor)
+            # The code's process is gone: its exit status now, and done
+            # once its pid namespace has ended (retire). The supervisor
+            # need not wait for done when the execution's cgroup is
+            # empty: then the holder is all that is left (make_holder).
+            anchor, status_w, sp = ent
+            self.take_holder(sp, 0)
+            sp.ctl.close()
             ex = {"type": "exit"}
             if os.WIFSIGNALED(st):
                 ex["exit_code"], ex["signal"] = -1, os.WTERMSIG(st)
             else:
                 ex["exit_code"] = os.WEXITSTATUS(st)
             try:
-                write_all(status_w, frame(ex) + frame({"type": "done"}))
+                write_all(status_w, frame(ex))
             except OSError:
                 pass
-            os.close(status_w)
+            self.retire(anchor, 0, sp.holder, status_w)
 
     # ---- the child: one execution's sandbox, then the user's code -------
     TMPFS = ((b"/work", MS_NOSUID | MS_NODEV, b",mode=0755,uid=%d,gid=%d" % (UID, GID)),
              (b"/tmp", MS_NOSUID | MS_NODEV, b",mode=1777"),
              (b"/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, b",mode=1777"))
 
-    def namespaces(self, netns, disk):
-        # The child's own mount, ipc, uts and network namespaces, a fresh
-        # /proc and size-capped tmpfs /work, /tmp and /dev/shm.
-        check(libc.unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
-        check(libc.setns(netns, CLONE_NEWNET), "setns(net)")
-        os.close(netns)
+    def greet(self, ctl, hfd):
+        # A spare's first message to the template (take_holder).
+        self.greeted = True
+        try:
+            socket.send_fds(ctl, [b"h"], [hfd] if hfd >= 0 else [])
+        finally:
+            if hfd >= 0:
+                os.close(hfd)
+
+    def make_holder(self):
+        # The holder: a process that shares this child's memory and
+        # namespaces and does nothing, so that the code's exit neither
+        # frees the memory (unmapping what the child shares copy-on-write
+        # with the template: ~1-2 ms) nor tears down the namespaces; the
+        # holder's own exit does, once the execution has been reported
+        # (retire). It is clone(CLONE_VM) running libc's pause() on a stack
+        # of its own, made now, as uid 0 of the template's user namespace
+        # and before Landlock, with every signal blocked: the code (uid
+        # 1000, in a Landlock domain that scopes signals) cannot signal
+        # it, so pause() never returns and the holder never runs an
+        # instruction of its own again, whatever the code writes to the
+        # memory they share; only the SIGKILL of its pid namespace ends
+        # it. CLONE_PARENT: the template's child, not the code's (the code
+        # must not see it in wait()). Made before the child joins the
+        # execution's cgroup, it is outside it: not counted against the
+        # pids limit, and an empty cgroup means nothing of the code runs.
+        # Returns a pidfd of the holder, or -1 where there are no pidfds.
+        if not hasattr(os, "pidfd_open"):
+            return -1
+        stack = ctypes.create_string_buffer(16 << 10)
+        top = (ctypes.addressof(stack) + len(stack)) & ~0xF
+        old = ctypes.c_uint64()
+        if SYS_RT_SIGPROCMASK is None:
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        else:
+            every = ctypes.c_uint64(~0 & (1 << 64) - 1)
+            check(libc.syscall(SYS_RT_SIGPROCMASK, signal.SIG_BLOCK, ctypes.byref(every), ctypes.byref(old), 8), "rt_sigprocmask")
+        try:
+            pid = libc.clone(ctypes.cast(libc.pause, ctypes.c_void_p), ctypes.c_void_p(top),
+                             CLONE_VM | CLONE_PARENT | signal.SIGCHLD, None)
+        finally:
+            if SYS_RT_SIGPROCMASK is None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            else:
+                libc.syscall(SYS_RT_SIGPROCMASK, signal.SIG_SETMASK, ctypes.byref(old), None, 8)
+        if pid < 0:
+            return -1  # no holder: the code's exit does the freeing
+        self.holder_stack = stack  # as long as this process lives
+        try:
+            return os.pidfd_open(pid)
+        except OSError:
+            # Still the template's child and still ended with the pid
+            # namespace; the template is just not woken by its end.
+            return -1
+
+    def mounts(self, disk):
+        # A fresh /proc and size-capped tmpfs /work, /tmp and /dev/shm, in
+        # the child's own mount namespace.
         check(libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount /proc")
         for dst, flags, opts in self.TMPFS:
             check(libc.mount(b"tmpfs", dst, b"tmpfs", flags, b"size=%d" % disk + opts), "mount " + dst.decode())
@@ -468,7 +555,7 @@ class Template:
         code = 255
         status_w = -1
         failed = None
-        self.joined = self.dropped = False
+        self.joined = self.dropped = self.greeted = False
         try:
             # No random state shared with other children: Python's random
             # reseeds itself after fork (os.register_at_fork), numpy's
@@ -484,6 +571,13 @@ class Template:
                 os.closerange(lo, fd)
                 lo = fd + 1
             os.closerange(lo, 1 << 20)
+            check(libc.unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+            check(libc.setns(netns, CLONE_NEWNET), "setns(net)")
+            os.close(netns)
+            # The holder (see make_holder) is made before the child joins
+            # the execution's cgroup (now, for a prepared spare, or once
+            # handed an execution), so that it stays outside it.
+            self.greet(ctl, self.make_holder())
             if procs:
                 # Into the cgroup prepared for the next execution (every
                 # hierarchy), then a cgroup namespace rooted there.
@@ -492,7 +586,7 @@ class Template:
                     os.close(fd)
                 check(libc.unshare(CLONE_NEWCGROUP), "unshare(CLONE_NEWCGROUP)")
                 self.joined = True
-            self.namespaces(netns, disk)
+            self.mounts(disk)
             if self.ll:
                 self.landlock()
             if self.joined:
@@ -522,8 +616,10 @@ class Template:
             # Reported to the execution this child is handed, if any.
             failed = e
         try:
+            if not self.greeted:
+                self.greet(ctl, -1)
             msg, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 16)
-            if not msg or len(fds) != 7:
+            if not msg or len(fds) < 7:
                 os._exit(0)  # dropped, or the template is gone
             status_w = fds[5]
             if failed is not None:
@@ -539,11 +635,14 @@ class Template:
 
     def child(self, req, fds, ctl):
         out_w, err_w, rin_r, rout_w, status_w, files_w = fds[1:7]
-        # The template moves this process into the execution's cgroup
-        # meanwhile; the new cgroup namespace must be rooted there.
         if ctl.recv(1) != b"1":
-            raise OSError("the template could not move the process into its cgroup")
+            raise OSError("the template did not hand over the execution")
         if not self.joined:
+            # Into the execution's cgroup (every hierarchy: the
+            # cgroup.procs files after the seven), then a cgroup namespace
+            # rooted there.
+            for fd in fds[7:]:
+                os.write(fd, b"0")
             check(libc.unshare(CLONE_NEWCGROUP), "unshare(CLONE_NEWCGROUP)")
         if not self.dropped:
             self.settle()

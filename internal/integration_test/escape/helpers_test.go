@@ -130,9 +130,23 @@ func (b *sb) runWith(t *testing.T, ctx context.Context, req pybox.Request, ro py
 		nsMu.Lock()
 		pidNamespaces[m[1]] = bootTicks()
 		nsMu.Unlock()
-		// Run has returned: nothing from that namespace may be alive.
-		for _, p := range processesIn(map[string]int64{m[1]: bootTicks()}) {
-			t.Errorf("ESCAPE: sandbox process outlived Run: %s", p)
+		// Run has returned: nothing from that namespace may be alive but,
+		// for a fork-server execution, the template's own two processes
+		// there (the anchor and the holder of the execution's memory:
+		// zygote.py's make_holder), which never run the code and end
+		// with the namespace just after (TestForkServerHolder; not
+		// checked here, where the namespace's id may be reused by a
+		// spare made meanwhile).
+		for _, p := range pidsIn(map[string]int64{m[1]: bootTicks()}) {
+			if b.name == "native-fork" {
+				if templatesOwn(p) {
+					continue
+				}
+				if startTicks(p) == 0 {
+					continue // ended while it was looked at: those two end at once
+				}
+			}
+			t.Errorf("ESCAPE: sandbox process outlived Run: %s", describe(p))
 		}
 	}
 	return res, err
@@ -180,6 +194,15 @@ func wantStatus(t *testing.T, res *pybox.Result, status string) {
 // dead, is in another namespace with the same id (another test binary's
 // sandbox).
 func processesIn(ns map[string]int64) []string {
+	var out []string
+	for _, p := range pidsIn(ns) {
+		out = append(out, describe(p))
+	}
+	return out
+}
+
+// pidsIn is processesIn's pids.
+func pidsIn(ns map[string]int64) []string {
 	ents, _ := os.ReadDir("/proc")
 	var out []string
 	for _, e := range ents {
@@ -195,9 +218,46 @@ func processesIn(ns map[string]int64) []string {
 		if !ok || start > before || start >= before-1 && madeByTemplate(e.Name(), l) {
 			continue
 		}
-		out = append(out, fmt.Sprintf("pid %s (%s) cmdline %q", e.Name(), l, clipCmd(cmdline(e.Name()))))
+		out = append(out, e.Name())
 	}
 	return out
+}
+
+func describe(pid string) string {
+	l, _ := os.Readlink(filepath.Join("/proc", pid, "ns/pid"))
+	return fmt.Sprintf("pid %s (%s, state %s, parent %s) cmdline %q", pid, l, status(pid, "State:"), status(pid, "PPid:"), clipCmd(cmdline(pid)))
+}
+
+// templatesOwn says whether pid is a fork-server template's own process
+// in an execution's pid namespace (its anchor or holder), not the code's:
+// its parent is the template (every process the code starts has its
+// parent inside the namespace), and it is either in the template's
+// cgroups (not the execution's, where the code's process is) or already
+// exiting (its memory gone, so no command line; an exiting process shows
+// no cgroup of its own any more).
+func templatesOwn(pid string) bool {
+	ppid := status(pid, "PPid:")
+	if ppid == "" || !strings.Contains(cmdline(ppid), "pybox fork-server template") {
+		return false
+	}
+	a, errA := os.ReadFile(filepath.Join("/proc", pid, "cgroup"))
+	b, errB := os.ReadFile(filepath.Join("/proc", ppid, "cgroup"))
+	if errA == nil && errB == nil && string(a) == string(b) {
+		return true
+	}
+	_, err := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+	return err == nil && cmdline(pid) == ""
+}
+
+// status is the value of a /proc/<pid>/status field, or "".
+func status(pid, field string) string {
+	st, _ := os.ReadFile(filepath.Join("/proc", pid, "status"))
+	for _, l := range strings.Split(string(st), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field {
+			return f[1]
+		}
+	}
+	return ""
 }
 
 // bootTicks is the time since boot in clock ticks (USER_HZ, 100 on Linux).
@@ -244,13 +304,7 @@ func inOtherPybox(pid string) bool {
 // has its parent inside the run's namespace; a run's own anchor or child
 // that outlived it started earlier and still counts.
 func madeByTemplate(pid, ns string) bool {
-	st, _ := os.ReadFile(filepath.Join("/proc", pid, "status"))
-	var ppid string
-	for _, l := range strings.Split(string(st), "\n") {
-		if f := strings.Fields(l); len(f) == 2 && f[0] == "PPid:" {
-			ppid = f[1]
-		}
-	}
+	ppid := status(pid, "PPid:")
 	if ppid == "" {
 		return false
 	}
