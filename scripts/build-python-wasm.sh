@@ -72,8 +72,10 @@ need_update=0
 # files or the one-line format), so that deb-src comes from the same place.
 main_uri() {
 	awk 'NF==0 {u=""} /^URIs:/ {u=$2} /^Suites:/ {for (i = 2; i <= NF; i++) if ($i == "bookworm" && u != "") {print u; exit}}' \
-		/etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1
-	awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -n 1
+		/etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1 || true
+	# (awk fails on a missing file: a host may have no sources.list and no
+	# .list files at all, only deb822 ones.)
+	awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -n 1 || true
 }
 if ! have_deb_src; then
 	uri=$(main_uri | head -n 1)
