@@ -677,36 +677,29 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	}
 	timer := time.NewTimer(req.Timeout.D())
 	defer timer.Stop()
-wait:
-	for !done {
-		select {
-		case <-stDone:
-			done = true
-		case <-exited:
-			checkEmpty()
-		case <-timer.C:
-			flags.set(&flags.timedOut)
-			kill()
-			break wait
-		case <-ctx.Done():
-			flags.set(&flags.cancelled)
-			kill()
-			break wait
-		case <-fs.sb.ctrlDone:
-			fs.breakDown()
-			kill()
-			break wait
-		}
+	timeout, cancelled, retired := timer.C, ctx.Done(), fs.sb.ctrlDone
+	var grace <-chan time.Time // once the code was killed
+	killed := func() {
+		kill()
+		timeout, cancelled, retired = nil, nil, nil
+		grace = time.After(reportGrace)
 	}
-	grace := time.NewTimer(reportGrace)
-	defer grace.Stop()
 	for !done {
 		select {
 		case <-stDone:
 			done = true
 		case <-exited:
 			checkEmpty()
-		case <-grace.C:
+		case <-timeout:
+			flags.set(&flags.timedOut)
+			killed()
+		case <-cancelled:
+			flags.set(&flags.cancelled)
+			killed()
+		case <-retired:
+			fs.breakDown()
+			killed()
+		case <-grace:
 			// The template stopped reporting (it is wedged or gone): never
 			// wait for it forever. Retire it and end the execution with
 			// what was observed; everything in the cgroup is killed below.

@@ -154,7 +154,7 @@ class Template:
 
     # ---- template side -------------------------------------------------
     def serve(self, sock):
-        self.execs = {}  # pid of the child -> (anchor pid, status fd, holder pidfd)
+        self.execs = {}  # pid of the child -> (anchor pid, status fd, its Spare)
         self.dying = {}  # killed anchor's pid -> status fd for its done (-1: none)
         self.stacks = {}  # anchor pid -> its stack
         self.free_stacks = []  # stacks of reaped anchors, for the next ones
@@ -269,7 +269,8 @@ class Template:
                 # cgroup.procs files too: it moves itself into the
                 # execution's cgroup, after its holder exists
                 # (make_holder), and only then reads the code (which the
-                # supervisor sent with the request).
+                # supervisor sent with the request). A spare that dies
+                # after this is reported like any ended execution.
                 try:
                     socket.send_fds(sp.ctl, [json.dumps(req).encode()], fds if sp.cgroup is None else fds[:7])
                     sent = True
@@ -279,7 +280,6 @@ class Template:
                     # A spare that died while it waited: a new one.
                     self.drop_spare(sp)
                     sp = None
-            sp.ctl.send(b"1")
         except OSError as e:
             if sp is not None:
                 # Ends the spare's pid namespace, the child included
@@ -523,7 +523,7 @@ class Template:
         if SYS_RT_SIGPROCMASK is None:
             mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         else:
-            every = ctypes.c_uint64(~0 & (1 << 64) - 1)
+            every = ctypes.c_uint64((1 << 64) - 1)
             check(libc.syscall(SYS_RT_SIGPROCMASK, signal.SIG_BLOCK, ctypes.byref(every), ctypes.byref(old), 8), "rt_sigprocmask")
         try:
             pid = libc.clone(ctypes.cast(libc.pause, ctypes.c_void_p), ctypes.c_void_p(top),
@@ -624,7 +624,7 @@ class Template:
             status_w = fds[5]
             if failed is not None:
                 raise failed
-            code = self.child(json.loads(msg), fds, ctl)
+            code = self.child(json.loads(msg), fds)
         except BaseException as e:
             try:
                 if status_w >= 0:
@@ -633,10 +633,8 @@ class Template:
                 pass
         os._exit(code)
 
-    def child(self, req, fds, ctl):
+    def child(self, req, fds):
         out_w, err_w, rin_r, rout_w, status_w, files_w = fds[1:7]
-        if ctl.recv(1) != b"1":
-            raise OSError("the template did not hand over the execution")
         if not self.joined:
             # Into the execution's cgroup (every hierarchy: the
             # cgroup.procs files after the seven), then a cgroup namespace
