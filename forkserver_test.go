@@ -103,6 +103,17 @@ except OSError as e:
 	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
 	got := outFiles(res)
 	require.Equal(t, "abab", got["o.txt"])
+	// Input files without collecting, and collecting without input files
+	// (the template gets /dev/null for the pipe a run does not need).
+	res = warmRun(t, sb, pybox.Request{Code: "open('o.txt','w').write('x'); print(open('i.txt').read())",
+		Files: []pybox.File{{Name: "i.txt", Data: []byte("in")}}})
+	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+	require.Equal(t, "in\n", res.Stdout)
+	require.Equal(t, 0, len(res.Files), "files collected without CollectFiles: %+v", res.Files)
+	res = warmRun(t, sb, pybox.Request{Code: "import os; print(os.listdir('.')); open('o.txt','w').write('y')", CollectFiles: true})
+	require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+	require.Equal(t, "[]\n", res.Stdout)
+	require.Equal(t, "y", outFiles(res)["o.txt"])
 }
 
 // TestForkServerNoLeaks: nothing of one execution is visible to the next,

@@ -43,3 +43,9 @@ func Cleanup() error { return nil }
 
 // Empty is not supported off Linux.
 func (g *Group) Empty() (bool, error) { return false, ErrUnsupported }
+
+// PidsCurrent returns ErrUnsupported.
+func (g *Group) PidsCurrent() (int64, error) { return 0, ErrUnsupported }
+
+// ProcsFiles returns ErrUnsupported.
+func (g *Group) ProcsFiles() ([]int, error) { return nil, ErrUnsupported }

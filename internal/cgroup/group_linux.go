@@ -36,6 +36,18 @@ type Group struct {
 	mu      sync.Mutex
 	fd      int // v2 directory fd, -1 when closed or on v1
 	deleted bool
+
+	// files are the counter files Stats and Reuse read and write, and
+	// the cgroup.procs files ProcsFiles hands out, kept open ("r:" or
+	// "w:" and the path -> fd); counters are read with pread at offset
+	// 0, which makes the kernel generate a file's text anew. A
+	// fork-server group serves thousands of executions, and opening and
+	// closing its ~20 files every time was a fifth of the supervisor's
+	// CPU per execution. cgroup.procs is never read through a kept fd:
+	// on v1 that can return a pid list cached up to a second. Closed by
+	// Delete.
+	fmu   sync.Mutex
+	files map[string]int
 }
 
 // v2setup caches that the v2 parent chain has its controllers enabled.
@@ -395,12 +407,114 @@ func keyed(s string) map[string]int64 {
 	return m
 }
 
-// readInt reads a file holding one integer; a missing file reads as 0.
-func readInt(dir, file string) (int64, error) {
+// counter returns the kept fd of one of g's counter files, opening it
+// with flags (O_RDONLY or O_WRONLY) the first time. The caller holds
+// g.fmu until it is done with the fd (so that Delete cannot close it, and
+// its number be reused, meanwhile).
+func (g *Group) counter(dir, file string, flags int) (int, error) {
+	key := "r:"
+	if flags == unix.O_WRONLY {
+		key = "w:"
+	}
+	p := dir + "/" + file
+	key += p
+	if fd, ok := g.files[key]; ok {
+		return fd, nil
+	}
+	fd, err := unix.Open(p, flags|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("cgroup: open %s: %w", p, err)
+	}
+	if g.files == nil {
+		g.files = map[string]int{}
+	}
+	g.files[key] = fd
+	return fd, nil
+}
+
+// readCounter reads one of g's counter files through its kept fd.
+func (g *Group) readCounter(dir, file string) (string, error) {
+	g.fmu.Lock()
+	defer g.fmu.Unlock()
+	fd, err := g.counter(dir, file, unix.O_RDONLY)
+	if err != nil {
+		return "", err
+	}
+	var buf [4096]byte
+	var out []byte
+	for {
+		n, err := unix.Pread(fd, buf[:], int64(len(out)))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("cgroup: read %s/%s: %w", dir, file, err)
+		}
+		out = append(out, buf[:n]...)
+		if n < len(buf) {
+			// A cgroup file is one seq_file record, generated whole
+			// at offset 0 and copied out up to the buffer's size: a
+			// short read is its end (saves a syscall per file).
+			return string(out), nil
+		}
+	}
+}
+
+// writeCounter writes v to one of g's counter files through its kept fd.
+func (g *Group) writeCounter(dir, file, v string) error {
+	g.fmu.Lock()
+	defer g.fmu.Unlock()
+	fd, err := g.counter(dir, file, unix.O_WRONLY)
+	if err != nil {
+		return err
+	}
+	for {
+		_, err = unix.Pwrite(fd, []byte(v), 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("cgroup: write %q to %s/%s: %w", v, dir, file, err)
+	}
+	return nil
+}
+
+// ProcsFiles returns the group's cgroup.procs files (one per directory,
+// in the order of Dirs) open for writing, for a process that is to move
+// itself in: writing "0" moves the writer. The fds stay owned by g (do
+// not close them) and are valid until Delete.
+func (g *Group) ProcsFiles() ([]int, error) {
+	g.fmu.Lock()
+	defer g.fmu.Unlock()
+	fds := make([]int, 0, len(g.dirs))
+	for _, d := range g.dirs {
+		fd, err := g.counter(d, "cgroup.procs", unix.O_WRONLY)
+		if err != nil {
+			return nil, err
+		}
+		fds = append(fds, fd)
+	}
+	return fds, nil
+}
+
+// closeCounters closes the kept fds.
+func (g *Group) closeCounters() {
+	g.fmu.Lock()
+	defer g.fmu.Unlock()
+	for _, fd := range g.files {
+		unix.Close(fd)
+	}
+	g.files = nil
+}
+
+// readInt reads a counter file holding one integer; a missing file reads
+// as 0.
+func (g *Group) readInt(dir, file string) (int64, error) {
 	if dir == "" {
 		return 0, nil
 	}
-	s, err := readFile(dir, file)
+	s, err := g.readCounter(dir, file)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return 0, nil
@@ -410,12 +524,13 @@ func readInt(dir, file string) (int64, error) {
 	return strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 }
 
-// readKeyed reads a flat-keyed file; a missing file reads as empty.
-func readKeyed(dir, file string) (map[string]int64, bool, error) {
+// readKeyed reads a flat-keyed counter file; a missing file reads as
+// empty.
+func (g *Group) readKeyed(dir, file string) (map[string]int64, bool, error) {
 	if dir == "" {
 		return map[string]int64{}, false, nil
 	}
-	s, err := readFile(dir, file)
+	s, err := g.readCounter(dir, file)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return map[string]int64{}, false, nil
@@ -443,7 +558,7 @@ func (g *Group) statsV1() (Stats, error) {
 	var st Stats
 	var errs []error
 	num := func(dir, file string) int64 {
-		n, err := readInt(dir, file)
+		n, err := g.readInt(dir, file)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -457,7 +572,7 @@ func (g *Group) statsV1() (Stats, error) {
 	} else {
 		st.PeakMemoryBytes = num(g.mem, "memory.max_usage_in_bytes")
 	}
-	oc, _, err := readKeyed(g.mem, "memory.oom_control")
+	oc, _, err := g.readKeyed(g.mem, "memory.oom_control")
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -468,7 +583,7 @@ func (g *Group) statsV1() (Stats, error) {
 	}
 	st.MemoryLimitHit = failcnt > 0 || swFail > 0 || st.OOMKills > 0
 	st.CPUNanos = num(g.acct, "cpuacct.usage")
-	pe, _, err := readKeyed(g.pids, "pids.events")
+	pe, _, err := g.readKeyed(g.pids, "pids.events")
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -480,19 +595,19 @@ func (g *Group) statsV2() (Stats, error) {
 	var st Stats
 	d := g.dirs[0]
 	var errs []error
-	peak, err := readInt(d, "memory.peak")
+	peak, err := g.readInt(d, "memory.peak")
 	errs = append(errs, err)
-	swap, err := readInt(d, "memory.swap.peak")
+	swap, err := g.readInt(d, "memory.swap.peak")
 	errs = append(errs, err)
 	st.PeakMemoryBytes = peak + swap
-	cs, _, err := readKeyed(d, "cpu.stat")
+	cs, _, err := g.readKeyed(d, "cpu.stat")
 	errs = append(errs, err)
 	st.CPUNanos = cs["usage_usec"] * 1000
-	me, _, err := readKeyed(d, "memory.events")
+	me, _, err := g.readKeyed(d, "memory.events")
 	errs = append(errs, err)
 	st.OOMKills = int(me["oom_kill"])
 	st.MemoryLimitHit = me["max"] > 0 || me["oom"] > 0 || me["oom_kill"] > 0
-	pe, _, err := readKeyed(d, "pids.events")
+	pe, _, err := g.readKeyed(d, "pids.events")
 	errs = append(errs, err)
 	st.PidsLimitHit = pe["max"] > 0
 	return st, errors.Join(errs...)
@@ -525,6 +640,28 @@ func (g *Group) procs() ([]int, error) {
 func (g *Group) Empty() (bool, error) {
 	pids, err := g.procs()
 	return len(pids) == 0, err
+}
+
+// PidsCurrent returns the group's pids.current: how many tasks (threads)
+// are charged to its pids controller. A task is charged from the moment
+// it enters the group's pids directory (or is forked there) until it is
+// reaped, so a zombie still counts. It reads a kept fd: one syscall,
+// where Empty reads cgroup.procs in every directory. What it says of the
+// group's other directories (v1) is up to how the caller moves processes
+// in. A missing counter is an error, never 0.
+func (g *Group) PidsCurrent() (int64, error) {
+	d := g.pids
+	if g.v2 {
+		d = g.dirs[0]
+	}
+	if d == "" {
+		return 0, errors.New("cgroup: the group has no pids controller")
+	}
+	s, err := g.readCounter(d, "pids.current")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 }
 
 // Kill sends SIGKILL to every process in the group and waits until the
@@ -657,7 +794,7 @@ func (g *Group) Reuse() error {
 	if g.memsw {
 		usage = "memory.memsw.usage_in_bytes"
 	}
-	n, err := readInt(g.mem, usage)
+	n, err := g.readInt(g.mem, usage)
 	if err != nil {
 		return err
 	}
@@ -673,7 +810,7 @@ func (g *Group) Reuse() error {
 		if r[0] == "" {
 			continue
 		}
-		if err := writeFile(r[0], r[1], "0"); err != nil {
+		if err := g.writeCounter(r[0], r[1], "0"); err != nil {
 			return err
 		}
 	}
@@ -693,6 +830,7 @@ func (g *Group) Delete() error {
 		unix.Close(g.fd)
 		g.fd = -1
 	}
+	g.closeCounters()
 	if err := g.removeDirs(); err != nil {
 		return err
 	}

@@ -440,3 +440,40 @@ time.sleep(100)
 	}
 	require.Error(t, g.Reuse(), "Reuse after an OOM kill")
 }
+
+// TestPidsCurrent: the pids counter counts every task of the group, a
+// zombie included (which cgroup.procs no longer lists), is read anew
+// through its kept fd each time, and is 0 once everything was reaped.
+func TestPidsCurrent(t *testing.T) {
+	py := require.Python(t)
+	g := testGroup(t, Limits{Pids: 16})
+	current := func() int64 {
+		t.Helper()
+		n, err := g.PidsCurrent()
+		require.NoError(t, err)
+		return n
+	}
+	require.Equal(t, int64(0), current(), "a new group's pids.current")
+	gp := startGated(t, g, "exec "+py+` -c '
+import os, sys, time
+if os.fork() == 0:
+    os._exit(0)
+time.sleep(0.2)
+print("zombie", flush=True)
+sys.stdin.readline()
+os.wait()
+print("reaped", flush=True)
+time.sleep(100)
+'`)
+	require.Equal(t, "zombie", gp.line(t))
+	pids, err := g.procs()
+	require.NoError(t, err)
+	require.Equal(t, int64(2), current(), "pids.current with a process and its zombie child")
+	require.Equal(t, 1, len(pids), "cgroup.procs with a process and its zombie child: %v", pids)
+	io.WriteString(gp.in, "\n")
+	require.Equal(t, "reaped", gp.line(t))
+	require.Equal(t, int64(1), current(), "pids.current once the zombie was reaped")
+	require.NoError(t, g.Kill())
+	gp.wait(t)
+	require.Equal(t, int64(0), current(), "pids.current once everything was reaped")
+}

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
+	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/pybox-dev/pybox/internal/cgroup"
 )
@@ -14,19 +16,21 @@ import (
 //
 // Besides its template, a warm execution needs a new cgroup (a directory
 // per v1 hierarchy, the limits written: 100-250 µs), its cgroup.procs files
-// opened for the template (~100 µs) and seven pipes (~100 µs): a tenth of
-// an execution that takes about 2-3 ms in all, on its critical path. Warm
-// runs take a kit made ahead instead: a few per set of limits, made in the
-// background after each take. A pooled kit is unused, exactly what newKit
-// returns: an empty cgroup and empty pipes. After its run, a kit's cgroup
-// is reused for the next kit of the same limits when it is clean
+// opened for the template (~100 µs) and five pipes (~100 µs; two more for
+// a run with input files or files to collect): a tenth of an execution
+// that takes about 2-3 ms in all, on its critical path. Warm runs take a
+// kit made ahead instead: a few per set of limits, made in the background
+// after each take. A pooled kit is unused, exactly what newKit returns: an
+// empty cgroup and empty pipes. After its run, a kit's cgroup is reused
+// for the next kit of the same limits when it is clean
 // (cgroup.Group.Reuse: cgroup v1 only, no limit hit, counters reset),
-// else deleted. Close deletes what is left.
+// with its cgroup.procs files still open, else deleted. Close deletes what
+// is left.
 
 // cgPoolSize is how many kits are kept ready per set of limits, and
 // cgPoolKeys for how many sets of limits at most: a new set takes the
 // place of the one used longest ago (requests may vary their limits
-// endlessly; each kit holds a cgroup and 18 fds).
+// endlessly; each kit holds a cgroup, its files and 10 fds of pipes).
 const (
 	cgPoolSize = 2
 	cgPoolKeys = 4
@@ -48,9 +52,49 @@ type cgPool struct {
 // template's status reports and the collected files.
 type warmKit struct {
 	cg    *cgroup.Group
-	procs []*os.File
-	pipes [7][2]*os.File
+	procs []int // the group's, kept open by it (cgroup.Group.ProcsFiles)
+	pipes [7]kitPipe
 }
+
+// kitPipe is a pipe of a kit: the supervisor's end, non-blocking in Go's
+// poller, and the template's, a plain blocking fd that is only passed on
+// (SCM_RIGHTS) and closed: an *os.File for it cost a fcntl, two epoll_ctl
+// and allocations per end, seven times per execution.
+type kitPipe struct {
+	ours   *os.File
+	theirs int // -1 once closed
+}
+
+// A kit's pipes, in the order of the fork request's fds.
+const (
+	pipeCfg    = iota // the input files (made only for a run that has some)
+	pipeOut           // stdout
+	pipeErr           // stderr
+	pipeRin           // the runner's input
+	pipeRout          // the runner's output
+	pipeStatus        // the template's reports
+	pipeFiles         // the collected files (made only for a run that collects)
+)
+
+// kitOursWrites says which of a kit's pipes the supervisor writes (the
+// input files and the runner's input); it reads the others.
+var kitOursWrites = [7]bool{pipeCfg: true, pipeRin: true}
+
+// devNull is /dev/null opened for reading and for writing, once: what the
+// template gets in place of a pipe a run does not need (no input files,
+// nothing to collect), which saves making, polling and closing it.
+var devNull = sync.OnceValues(func() ([2]int, error) {
+	r, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return [2]int{-1, -1}, err
+	}
+	w, err := unix.Open("/dev/null", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(r)
+		return [2]int{-1, -1}, err
+	}
+	return [2]int{r, w}, nil
+})
 
 // newKit makes a kit with a new cgroup with limits l.
 func newKit(l cgroup.Limits) (*warmKit, error) {
@@ -68,34 +112,85 @@ func newKit(l cgroup.Limits) (*warmKit, error) {
 
 func (k *warmKit) open() error {
 	for i := range k.pipes {
-		r, w, err := os.Pipe()
-		if err != nil {
+		k.pipes[i].theirs = -1
+	}
+	for i := range k.pipes {
+		if i == pipeCfg || i == pipeFiles {
+			continue // made by the run that needs it (openPipe)
+		}
+		if err := k.openPipe(i); err != nil {
 			return err
 		}
-		k.pipes[i] = [2]*os.File{r, w}
 	}
-	for _, d := range k.cg.Dirs() {
-		f, err := os.OpenFile(filepath.Join(d, "cgroup.procs"), os.O_WRONLY, 0)
-		if err != nil {
-			return fmt.Errorf("open cgroup: %w", err)
-		}
-		k.procs = append(k.procs, f)
+	procs, err := k.cg.ProcsFiles()
+	if err != nil {
+		return fmt.Errorf("open cgroup: %w", err)
 	}
+	k.procs = procs
 	return nil
 }
 
-// closeFiles closes the kit's pipes and cgroup.procs files (not its
-// cgroup), but for keep.
-func (k *warmKit) closeFiles(keep ...*os.File) {
-	for _, p := range k.pipes {
-		for _, f := range p {
-			if f != nil && !slices.Contains(keep, f) {
-				f.Close()
+// openPipe makes the kit's pipe i.
+func (k *warmKit) openPipe(i int) error {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return fmt.Errorf("pipe: %w", err)
+	}
+	ours, theirs := p[0], p[1]
+	if kitOursWrites[i] {
+		ours, theirs = p[1], p[0]
+	}
+	k.pipes[i].theirs = theirs
+	// A new pipe's status flags are 0: set O_NONBLOCK alone.
+	if _, err := unix.FcntlInt(uintptr(ours), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
+		unix.Close(ours)
+		return fmt.Errorf("pipe: %w", err)
+	}
+	k.pipes[i].ours = os.NewFile(uintptr(ours), "|kit")
+	return nil
+}
+
+// forkFDs returns the fds of a fork request for the kit: the template's
+// ends of its pipes, /dev/null for a pipe it does not have (pipeCfg,
+// pipeFiles), then its cgroup.procs files.
+func (k *warmKit) forkFDs() ([]int, error) {
+	fds := make([]int, 0, len(k.pipes)+len(k.procs))
+	for i, p := range k.pipes {
+		fd := p.theirs
+		if fd < 0 {
+			null, err := devNull()
+			if err != nil {
+				return nil, fmt.Errorf("open /dev/null: %w", err)
+			}
+			fd = null[0]
+			if !kitOursWrites[i] {
+				fd = null[1]
 			}
 		}
+		fds = append(fds, fd)
 	}
-	for _, f := range k.procs {
-		f.Close()
+	return append(fds, k.procs...), nil
+}
+
+// closeFiles closes the kit's pipes (not its cgroup or the cgroup's
+// files), but for keep.
+func (k *warmKit) closeFiles(keep ...*os.File) {
+	k.closeTheirs()
+	for _, p := range k.pipes {
+		if p.ours != nil && !slices.Contains(keep, p.ours) {
+			p.ours.Close()
+		}
+	}
+	k.procs = nil // the group's own (cgroup.Group.ProcsFiles)
+}
+
+// closeTheirs closes the template's ends of the pipes (once passed on).
+func (k *warmKit) closeTheirs() {
+	for i := range k.pipes {
+		if k.pipes[i].theirs >= 0 {
+			unix.Close(k.pipes[i].theirs)
+			k.pipes[i].theirs = -1
+		}
 	}
 }
 

@@ -518,7 +518,7 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	// cgroup's reuse does: until then the holder keeps the execution's
 	// memory charged to it. stDone is closed once the report is read.
 	var stDone chan struct{}
-	stR := kit.pipes[5][0]
+	stR := kit.pipes[pipeStatus].ours
 	// Removing a cgroup takes ~1 ms (v1 memory controller): do it after
 	// the Result is returned, or reuse the group for a later run with the
 	// same limits (recycle). Delete kills anything left first.
@@ -546,32 +546,36 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	res.Isolation.Limits.Pids = req.Pids
 	res.Isolation.Limits.CPUs = req.CPUs
 
+	fr := forkRequest{Disk: int64(req.Disk), Collect: req.CollectFiles, FilesLimit: int64(req.FilesLimit), Files: len(req.Files) > 0,
+		Prepared: preparedID}
+	// The input files' and the collected files' pipes only when there
+	// are some; the template gets /dev/null in their place otherwise.
+	for _, p := range []struct {
+		i    int
+		want bool
+	}{{pipeCfg, fr.Files}, {pipeFiles, fr.Collect}} {
+		if p.want {
+			if err := kit.openPipe(p.i); err != nil {
+				return err
+			}
+		}
+	}
 	ps := kit.pipes
-	cfgR, cfgW := ps[0][0], ps[0][1]
-	outR, outW := ps[1][0], ps[1][1]
-	errR, errW := ps[2][0], ps[2][1]
-	rinR, rinW := ps[3][0], ps[3][1]
-	routR, routW := ps[4][0], ps[4][1]
-	stW := ps[5][1]
-	fiR, fiW := ps[6][0], ps[6][1]
-	fds := []int{int(cfgR.Fd()), int(outW.Fd()), int(errW.Fd()), int(rinR.Fd()), int(routW.Fd()), int(stW.Fd()), int(fiW.Fd())}
-	for _, f := range kit.procs {
-		fds = append(fds, int(f.Fd()))
+	cfgW, outR, errR, rinW, routR, fiR := ps[pipeCfg].ours, ps[pipeOut].ours, ps[pipeErr].ours, ps[pipeRin].ours, ps[pipeRout].ours, ps[pipeFiles].ours
+	fds, err := kit.forkFDs()
+	if err != nil {
+		return err
 	}
 	mark("pipes")
 	// The input files and the code go into their pipes now: the child
 	// reads them only once it is in its cgroup, and so finds them there
 	// at once. (If the fork fails, closing the pipes ends the writers.)
-	fr := forkRequest{Disk: int64(req.Disk), Collect: req.CollectFiles, FilesLimit: int64(req.FilesLimit), Files: len(req.Files) > 0,
-		Prepared: preparedID}
 	if fr.Files {
 		var ex zygote.Exec
 		for _, f := range req.Files {
 			ex.Files = append(ex.Files, zygote.File{Name: f.Name, Data: f.Data, Mode: f.Mode})
 		}
 		go func() { _ = initproc.WriteFrame(cfgW, &ex); cfgW.Close() }()
-	} else {
-		cfgW.Close()
 	}
 	go func() { _ = runner.WriteFrame(rinW, runner.NewExec(req.Code, req.Globals)); rinW.Close() }()
 	reply, err := fs.fork(fr, fds)
@@ -586,9 +590,7 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	if trace {
 		tr = append(tr, fmt.Sprintf("(template: spare=%v prepared=%v took=%d)", reply.Spare, preparedID != nil, reply.TookUS))
 	}
-	for _, f := range []*os.File{cfgR, outW, errW, rinR, routW, stW, fiW} {
-		f.Close()
-	}
+	kit.closeTheirs()
 
 	var flags limitFlags
 	kill := func() { _ = cg.Kill() }
@@ -635,8 +637,7 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	}()
 	var files []api.OutFile
 	var filesTruncated bool
-	wg.Add(1)
-	go func() {
+	collectFiles := func() {
 		defer wg.Done()
 		budget := int64(req.FilesLimit)
 		maxFrame := int(req.FilesLimit)*4/3 + 1<<20
@@ -661,19 +662,27 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 				files = append(files, *f)
 			}
 		}
-	}()
+	}
+	if fr.Collect {
+		wg.Add(1)
+		go collectFiles()
+	}
 
 	// The report is complete at done, or at the exit status when the
 	// execution's cgroup is empty by then: the code's process is reaped,
 	// nothing it started is left (every process of the execution but the
 	// holder, which runs nothing, is in that cgroup, and only a process
 	// there can add one), and the pid namespace's end, which frees the
-	// memory, is left to run after the Result.
+	// memory, is left to run after the Result. Empty here is the pids
+	// counter at 0 (one read, where cgroup.procs is a file per
+	// hierarchy): the child joins every hierarchy of the cgroup, pids
+	// among them, before anything of the user's runs, so every process
+	// of the code is charged there from its fork until it is reaped.
 	done := false
 	checkEmpty := func() {
 		exited = nil // asked once
-		empty, err := cg.Empty()
-		done = err == nil && empty
+		n, err := cg.PidsCurrent()
+		done = err == nil && n == 0
 	}
 	timer := time.NewTimer(req.Timeout.D())
 	defer timer.Stop()

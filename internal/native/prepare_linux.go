@@ -145,10 +145,7 @@ func (fs *forkServer) sendPrepare(disk int64, kit *warmKit) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var fds []int
-	for _, f := range kit.procs {
-		fds = append(fds, int(f.Fd()))
-	}
+	fds := kit.procs
 	_ = fs.conn.SetDeadline(time.Now().Add(10 * time.Second))
 	defer fs.conn.SetDeadline(time.Time{})
 	if _, _, err := fs.conn.WriteMsgUnix(msg, unix.UnixRights(fds...), nil); err != nil {
