@@ -4,9 +4,13 @@ to the first command's. On a noisy machine (a shared VM whose speed drifts
 over minutes) alternating runs compares like with like where hyperfine's
 one-command-after-the-other blocks do not.
 
-    bench/interleave.py [-n RUNS] [--any-exit] CMD [CMD ...]
+    bench/interleave.py [-n RUNS] [--gap SECONDS] [--any-exit] CMD [CMD ...]
 
 Each CMD is one shell-quoted string, split with shlex (no shell runs it).
+--gap sleeps between runs, as a user's occasional runs are spaced: some
+kernel paths are only slow after a pause (on cgroup v1 the first cgroup
+migration after ~50 ms without one waits for an RCU grace period), and
+back-to-back runs never see them.
 Example (from the repo root, after `make build`):
 
     bench/interleave.py -n 150 "/usr/bin/python3 -c 'print(1)'" \\
@@ -25,6 +29,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=100, help="runs of each command (default 100)")
     ap.add_argument("-w", type=int, default=3, help="warm-up runs of each command (default 3)")
+    ap.add_argument("--gap", type=float, default=0, help="seconds to sleep before each run (default 0)")
     ap.add_argument("--any-exit", action="store_true",
                     help="accept non-zero exit statuses (commands whose code raises)")
     ap.add_argument("cmds", nargs="+", help="commands; the first is the baseline")
@@ -33,6 +38,8 @@ def main():
     times = [[] for _ in cmds]
     with open(os.devnull, "w") as null:
         def run(c):
+            if a.gap:
+                time.sleep(a.gap)
             t = time.perf_counter()
             r = subprocess.run(c, stdout=null, stderr=null)
             if r.returncode != 0 and not a.any_exit:

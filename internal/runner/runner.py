@@ -11,8 +11,12 @@
 # matplotlib) lives in the strings _JSON, _ASYNC, _ERR, _EXIT and _DISPLAY,
 # compiled on first use by _lazy(); the native backend hands the runner over
 # precompiled, those parts included (see CompileScript in runner.go). Import
-# nothing eagerly that `python -I` has not loaded.
-import sys, os
+# nothing eagerly that `python -I -S` has not loaded: not even os, which
+# -S leaves out and which costs ~1 ms of a cold start (os, stat, posixpath
+# and _collections_abc); the runner's few file-descriptor calls are posix's,
+# the module os re-exports them from.
+import sys
+import posix as os
 
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE
 _ONLY_AST = 0x400  # ast.PyCF_ONLY_AST
@@ -22,6 +26,14 @@ _out = -1
 _preloaded = None  # the modules loaded before the code's first execution
 _stdout, _stderr = sys.stdout, sys.stderr
 
+def _isdir(p):
+    # os.path.isdir, without importing os.path.
+    try:
+        return os.stat(p).st_mode & 0o170000 == 0o040000
+    except (OSError, ValueError):
+        return False
+
+
 if sys.flags.no_site:
     # pybox starts Python with -S: the site module's .pth processing costs
     # more than the whole rest of start-up (it imports importlib.util and
@@ -30,7 +42,7 @@ if sys.flags.no_site:
     _v = "python%d.%d" % sys.version_info[:2]
     for _p in ("/usr/local/lib/%s/dist-packages" % _v, "/usr/lib/python3/dist-packages",
                "/usr/lib/%s/dist-packages" % _v, "%s/lib/%s/site-packages" % (sys.prefix, _v)):
-        if _p not in sys.path and os.path.isdir(_p):
+        if _p not in sys.path and _isdir(_p):
             sys.path.append(_p)
 
     class _Quitter:
@@ -84,7 +96,7 @@ def _open(spec, write):
         os.dup2(fd, t, inheritable=False)
         if fd == 0:
             # gvisor sends the frames on stdin: the code gets /dev/null.
-            n = os.open(os.devnull, os.O_RDONLY)
+            n = os.open("/dev/null", os.O_RDONLY)
             os.dup2(n, 0)
             os.close(n)
         else:
