@@ -57,10 +57,18 @@ if sys.flags.no_site:
 
     __builtins__ = sys.modules["builtins"]
     __builtins__.exit, __builtins__.quit = _Quitter("exit"), _Quitter("quit")
-try:
-    from _json import encode_basestring_ascii as _estr
-except ImportError:
-    from json.encoder import py_encode_basestring_ascii as _estr
+
+
+def _estr(s):
+    # A str as a JSON string literal: _json's encoder, loaded on first use
+    # (a shared library: ~0.5 ms of a cold start that returns no text). The
+    # first call replaces this function in the runner's globals.
+    global _estr
+    try:
+        from _json import encode_basestring_ascii as _estr
+    except ImportError:
+        from json.encoder import py_encode_basestring_ascii as _estr
+    return _estr(s)
 
 
 def _lazy(chunk, name):
@@ -127,8 +135,65 @@ class _Ctx:
     memo = {}
 
 
+# How the supervisor's encoder (Go's encoding/json) writes an exec frame
+# with code only: _loads decodes that shape itself, and loads _json for any
+# other frame. (Lower case: a top-level _UPPER string is a lazy part, see
+# CompileScript in runner.go.)
+_exec_head = '{"type":"exec","code":"'
+_JSON_ESC = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _jstr(s):
+    # The text between the quotes of a JSON string, decoded as _json's
+    # scanner (strict) decodes it; None when s is not exactly that (an
+    # unescaped quote, a control character, a bad escape): the caller then
+    # falls back to _json.
+    if not s:
+        return s
+    if min(s) < " ":
+        return None
+    if "\\" not in s:
+        return None if '"' in s else s
+    out = []
+    i = 0
+    while True:
+        j = s.find("\\", i)
+        part = s[i:] if j < 0 else s[i:j]
+        if '"' in part:
+            return None
+        out.append(part)
+        if j < 0:
+            return "".join(out)
+        c = s[j + 1:j + 2]
+        if c != "u":
+            c = _JSON_ESC.get(c)
+            if c is None:
+                return None
+            out.append(c)
+            i = j + 2
+            continue
+        h = s[j + 2:j + 6]
+        if len(h) != 4 or not _HEX.issuperset(h):
+            return None
+        u = int(h, 16)
+        i = j + 6
+        if 0xD800 <= u <= 0xDBFF and s[i:i + 2] == "\\u":
+            h = s[i + 2:i + 6]
+            if len(h) == 4 and _HEX.issuperset(h):
+                lo = int(h, 16)
+                if 0xDC00 <= lo <= 0xDFFF:
+                    u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00)
+                    i += 6
+        out.append(chr(u))
+
+
 def _loads(b):
     s = b.decode("utf-8")
+    if s.startswith(_exec_head) and s.endswith('"}'):
+        code = _jstr(s[len(_exec_head):-2])
+        if code is not None:
+            return {"type": "exec", "code": code}
     try:
         from _json import make_scanner
         v, end = make_scanner(_Ctx())(s, len(s) - len(s.lstrip(" \t\r\n")))

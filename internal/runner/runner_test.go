@@ -3,6 +3,7 @@ package runner
 import (
 	"encoding/base64"
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,6 +49,102 @@ import os
 print(os.path.join("a", "b"), os.environ.get("LANG"))`)
 	if want := "[]\na/b C.UTF-8\n"; r.stdout != want {
 		t.Errorf("stdout = %q, want %q (stderr %q)", r.stdout, want, r.stderr)
+	}
+}
+
+// TestLoadsWithoutJSON: the runner decodes an exec frame with code only,
+// as the supervisor's encoder writes it, without _json (_jstr), to exactly
+// what _json decodes; any other frame (more keys, or not what the encoder
+// writes) goes to _json, as before.
+func TestLoadsWithoutJSON(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	codes := []string{"", "print(1)", `"`, `\`, `\"`, `"\`, "a\nb", "\\n", "/", "</script>&", "\x00\x01\x1f\x7f",
+		"\t\r\n\b\f", "\u2028\u2029", "é日本😀", "\xff\xfe", `\u0041`, `","marker":"m`, "x = '''\n\\'''\n"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []rune("ab\"\\/\n\t\r\x00\x1f\x7f<>&u0\u2028é日😀")
+	for range 300 {
+		r := make([]rune, rng.IntN(40))
+		for i := range r {
+			r[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		codes = append(codes, string(r))
+	}
+	var goFrames, other []string
+	for _, c := range codes {
+		b, err := json.Marshal(NewExec(c, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		goFrames = append(goFrames, base64.StdEncoding.EncodeToString(b))
+	}
+	for _, f := range []string{
+		`{"type":"exec","code":"a\"}`, `{"type":"exec","code":"\ud83d\ude00"}`, `{"type":"exec","code":"\ud83d"}`,
+		`{"type":"exec","code":"\ud83d\u0041"}`, `{"type":"exec","code":"\ud83d\uzzzz"}`, `{"type":"exec","code":"\u+123"}`,
+		`{"type":"exec","code":"\u 123"}`, `{"type":"exec","code":"\u1_23"}`, `{"type":"exec","code":"a","marker":"m"}`,
+		"{\"type\":\"exec\",\"code\":\"tab\there\"}", `{"type":"exec","code":"\x"}`, `{"type":"exec","code":"\/\u00e9"}`,
+		`{"type":"exec","code":"a" }`, `{"type":"exec","code":"q\"}"}`, `{"type":"exec","code":"\\"}`,
+	} {
+		other = append(other, base64.StdEncoding.EncodeToString([]byte(f)))
+	}
+	in, err := json.Marshal(map[string][]string{"go": goFrames, "other": other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "runner.py")
+	frames := filepath.Join(dir, "frames.json")
+	if err := os.WriteFile(src, []byte(Source), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(frames, in, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const driver = `import sys, base64
+R = {"__name__": "pybox_runner"}
+exec(compile(open(sys.argv[1]).read(), "<string>", "exec"), R)
+loaded = "_json" in sys.modules
+import json
+frames = json.load(open(sys.argv[2]))
+head = R["_exec_head"]
+def both(f):
+    try:
+        want = json.loads(f.decode())
+    except Exception:
+        want = "error"
+    try:
+        got = R["_loads"](f)
+    except Exception:
+        got = "error"
+    return want, got
+bad = []
+for kind in ("go", "other"):
+    for f in frames[kind]:
+        f = base64.b64decode(f)
+        want, got = both(f)
+        if want != got:
+            bad.append([kind, f.decode("utf-8", "replace"), repr(want), repr(got)])
+        s = f.decode()
+        if kind == "go" and R["_jstr"](s[len(head):-2]) is None:
+            bad.append(["not decoded without _json", s])
+print(json.dumps({"loaded_at_start": loaded, "bad": bad}))
+`
+	out, err := exec.Command(python, "-I", "-S", "-c", driver, src, frames).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var res struct {
+		Loaded bool       `json:"loaded_at_start"`
+		Bad    [][]string `json:"bad"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if res.Loaded {
+		t.Errorf("the runner loaded _json at start")
+	}
+	for _, b := range res.Bad {
+		t.Errorf("%q", b)
 	}
 }
 
