@@ -348,12 +348,15 @@ def main():
     # gvisor (IN "0") and wasm run one exec frame per runner and end the
     # run at its "exit" frame (see _EXIT).
     gv = sys.argv[1] == "0" or sys.platform == "wasi"
-    if gv:
-        # Both start runners ahead of their frame (a pool, a snapshot): set
-        # up the compiler's AST types (~1 ms) and compile the runner's end
-        # while waiting.
-        compile("0", "main.py", "exec", _ONLY_AST | _TOP_AWAIT, True)
-        _lazy(_EXIT, "_exit")
+    # Set up the compiler's AST types (~1.7 ms: the first compile() call
+    # builds them) and load the runner's end before the first frame: work
+    # every run does anyway, done while the frame may not be there yet.
+    # gvisor and wasm start runners ahead of their frame (a pool, a
+    # snapshot); a cold native run on cgroup v1 sends it only once the
+    # interpreter is in its cgroup, which can take longer than the
+    # interpreter's start-up (RATIONALE.md).
+    compile("0", "main.py", "exec", _ONLY_AST | _TOP_AWAIT, True)
+    _lazy(_EXIT, "_exit" if gv else "_end")
     # A fresh __main__ for the user's code, persisting across exec frames.
     m = type(sys)("__main__")
     m.__file__ = "main.py"
