@@ -785,7 +785,8 @@ def _tb_load():
     code = marshal.loads(data[16:])
     stand = {n: _TbStandIn(n) for n in ("collections", "contextlib", "linecache", "textwrap", "ast")}
     stand["collections"].namedtuple = _namedtuple
-    stand["collections"].abc = sys.modules["_collections_abc"]  # what collections.abc is
+    import _collections_abc  # frozen; what collections.abc is (os loaded it, the runner does not)
+    stand["collections"].abc = _collections_abc
     stand["contextlib"].suppress = _Suppress
     stand["textwrap"].indent = _indent
     lc = stand["linecache"]

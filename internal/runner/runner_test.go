@@ -148,6 +148,24 @@ print(json.dumps({"loaded_at_start": loaded, "bad": bad}))
 	}
 }
 
+// TestErrorsStayLight: in a runner started as pybox starts it (nothing
+// imported but what python -I -S loads), formatting an error does not
+// import traceback or linecache (see _tb_module): the next execution
+// finds neither. (It once did, when os stopped bringing in a module the
+// light path takes from sys.modules.)
+func TestErrorsStayLight(t *testing.T) {
+	t.Parallel()
+	r := runFD(t, "", NewExec("x = 1\nx / 0", nil),
+		NewExec("import sys\nprint('traceback' in sys.modules, 'linecache' in sys.modules)", nil))
+	res := r.results()
+	if len(res) != 2 || res[0].OK || !strings.Contains(res[0].Error, "ZeroDivisionError") {
+		t.Fatalf("results = %+v", res)
+	}
+	if r.stdout != "False False\n" {
+		t.Errorf("after an error, traceback and linecache loaded: stdout %q", r.stdout)
+	}
+}
+
 func TestLinecacheSourceLines(t *testing.T) {
 	t.Parallel()
 	// Tracebacks printed by the user's own code show main.py source lines.
