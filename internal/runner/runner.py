@@ -26,6 +26,7 @@ _out = -1
 _preloaded = None  # the modules loaded before the code's first execution
 _stdout, _stderr = sys.stdout, sys.stderr
 
+
 def _isdir(p):
     # os.path.isdir, without importing os.path.
     try:
