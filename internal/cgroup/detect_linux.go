@@ -132,15 +132,28 @@ func parseSelfCgroup(data []byte) map[string]string {
 // inMount converts a cgroup path to a directory under mount m. A path
 // outside m's root (a bind mount of another subtree) maps to m's top.
 func inMount(h hostPaths, m mount, cgpath string) string {
+	m.point = h.prefix + m.point
+	if d, ok := mountDir(m, cgpath); ok {
+		return d
+	}
+	return filepath.Clean(m.point)
+}
+
+// mountDir is the directory of cgroup path cgpath under mount m, and false
+// when cgpath is empty, relative or outside m's root.
+func mountDir(m mount, cgpath string) (string, bool) {
+	if cgpath == "" || !filepath.IsAbs(cgpath) {
+		return "", false
+	}
 	rel := cgpath
 	if m.root != "/" {
-		if r, ok := strings.CutPrefix(cgpath, m.root); ok && (r == "" || r[0] == '/') {
-			rel = r
-		} else {
-			rel = "/"
+		r, ok := strings.CutPrefix(cgpath, m.root)
+		if !ok || (r != "" && r[0] != '/') {
+			return "", false
 		}
+		rel = r
 	}
-	return filepath.Join(h.prefix+m.point, rel)
+	return filepath.Join(m.point, rel), true
 }
 
 func hasOpt(m mount, o string) bool {

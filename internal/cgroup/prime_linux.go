@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,26 +46,9 @@ func PrimeMigration() error {
 	if err != nil {
 		return fmt.Errorf("cgroup: %w", err)
 	}
-	dir, ok := ownDir(p.primeMount, parseSelfCgroup(b)[p.primeCtrl])
+	dir, ok := mountDir(p.primeMount, parseSelfCgroup(b)[p.primeCtrl])
 	if !ok {
 		return errors.New("cgroup: this thread's cgroup is not under the hierarchy's mount")
 	}
 	return writeFile(dir, "tasks", strconv.Itoa(unix.Gettid()))
-}
-
-// ownDir is the directory of cgroup path cgpath under mount m, and false
-// when cgpath is empty, relative or outside m's root.
-func ownDir(m mount, cgpath string) (string, bool) {
-	if cgpath == "" || !filepath.IsAbs(cgpath) {
-		return "", false
-	}
-	rel := cgpath
-	if m.root != "/" {
-		r, ok := strings.CutPrefix(cgpath, m.root)
-		if !ok || (r != "" && r[0] != '/') {
-			return "", false
-		}
-		rel = r
-	}
-	return filepath.Join(m.point, rel), true
 }

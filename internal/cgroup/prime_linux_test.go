@@ -48,7 +48,7 @@ func TestPrimeMigrationMovesNothing(t *testing.T) {
 	}
 }
 
-func TestOwnDir(t *testing.T) {
+func TestMountDir(t *testing.T) {
 	for _, tc := range []struct {
 		root, path string
 		want       string
@@ -63,10 +63,10 @@ func TestOwnDir(t *testing.T) {
 		{"/", "", "", false},
 		{"/", "a", "", false},
 	} {
-		got, ok := ownDir(mount{point: "/sys/fs/cgroup/pids", root: tc.root}, tc.path)
-		require.Equal(t, tc.ok, ok, "ownDir(root %q, %q)", tc.root, tc.path)
+		got, ok := mountDir(mount{point: "/sys/fs/cgroup/pids", root: tc.root}, tc.path)
+		require.Equal(t, tc.ok, ok, "mountDir(root %q, %q)", tc.root, tc.path)
 		if ok {
-			require.Equal(t, tc.want, got, "ownDir(root %q, %q)", tc.root, tc.path)
+			require.Equal(t, tc.want, got, "mountDir(root %q, %q)", tc.root, tc.path)
 		}
 	}
 }

@@ -53,7 +53,7 @@ type cgPool struct {
 type warmKit struct {
 	cg    *cgroup.Group
 	procs []int // the group's, kept open by it (cgroup.Group.ProcsFiles)
-	pipes [7]kitPipe
+	pipes [kitPipes]kitPipe
 }
 
 // kitPipe is a pipe of a kit: the supervisor's end, non-blocking in Go's
@@ -74,11 +74,12 @@ const (
 	pipeRout          // the runner's output
 	pipeStatus        // the template's reports
 	pipeFiles         // the collected files (made only for a run that collects)
+	kitPipes          // how many
 )
 
 // kitOursWrites says which of a kit's pipes the supervisor writes (the
 // input files and the runner's input); it reads the others.
-var kitOursWrites = [7]bool{pipeCfg: true, pipeRin: true}
+var kitOursWrites = [kitPipes]bool{pipeCfg: true, pipeRin: true}
 
 // devNull is /dev/null opened for reading and for writing, once: what the
 // template gets in place of a pipe a run does not need (no input files,

@@ -550,14 +550,14 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 		Prepared: preparedID}
 	// The input files' and the collected files' pipes only when there
 	// are some; the template gets /dev/null in their place otherwise.
-	for _, p := range []struct {
-		i    int
-		want bool
-	}{{pipeCfg, fr.Files}, {pipeFiles, fr.Collect}} {
-		if p.want {
-			if err := kit.openPipe(p.i); err != nil {
-				return err
-			}
+	if fr.Files {
+		if err := kit.openPipe(pipeCfg); err != nil {
+			return err
+		}
+	}
+	if fr.Collect {
+		if err := kit.openPipe(pipeFiles); err != nil {
+			return err
 		}
 	}
 	ps := kit.pipes
