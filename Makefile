@@ -34,7 +34,7 @@ deps-test: go-check
 # hash as stamp: see internal/initbin. Builds without the stamp (go build,
 # go install) re-execute pybox as the init instead.
 INIT_BIN := internal/initbin/bin/pybox-init
-INIT_LDFLAGS = -X github.com/pybox-dev/pybox/internal/initbin.Stamp=$$(sha256sum $(INIT_BIN) | cut -c1-64)
+INIT_LDFLAGS = -X github.com/pybox-dev/pybox/internal/initbin/stamp.Value=$$(sha256sum $(INIT_BIN) | cut -c1-64)
 
 .PHONY: init-bin
 init-bin: go-check

@@ -4,7 +4,7 @@ to the first command's. On a noisy machine (a shared VM whose speed drifts
 over minutes) alternating runs compares like with like where hyperfine's
 one-command-after-the-other blocks do not.
 
-    bench/interleave.py [-n RUNS] [--gap SECONDS] [--any-exit] CMD [CMD ...]
+    bench/interleave.py [-n RUNS] [--gap SECONDS] [--shuffle] [--any-exit] CMD [CMD ...]
 
 Each CMD is one shell-quoted string, split with shlex (no shell runs it).
 --gap sleeps between runs, as a user's occasional runs are spaced: some
@@ -18,6 +18,7 @@ Example (from the repo root, after `make build`):
 """
 import argparse
 import os
+import random
 import shlex
 import statistics
 import subprocess
@@ -30,6 +31,9 @@ def main():
     ap.add_argument("-n", type=int, default=100, help="runs of each command (default 100)")
     ap.add_argument("-w", type=int, default=3, help="warm-up runs of each command (default 3)")
     ap.add_argument("--gap", type=float, default=0, help="seconds to sleep before each run (default 0)")
+    ap.add_argument("--shuffle", action="store_true",
+                    help="run the commands in a new random order each round (a command that "
+                    "follows another pays for what that one left the kernel to do)")
     ap.add_argument("--any-exit", action="store_true",
                     help="accept non-zero exit statuses (commands whose code raises)")
     ap.add_argument("cmds", nargs="+", help="commands; the first is the baseline")
@@ -48,9 +52,12 @@ def main():
         for c in cmds:
             for _ in range(a.w):
                 run(c)
+        order = list(range(len(cmds)))
         for _ in range(a.n):
-            for i, c in enumerate(cmds):
-                times[i].append(run(c))
+            if a.shuffle:
+                random.shuffle(order)
+            for i in order:
+                times[i].append(run(cmds[i]))
     base = statistics.median(times[0])
     print("| command | median ms | ratio |")
     print("|---|---:|---:|")

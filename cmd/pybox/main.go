@@ -26,6 +26,9 @@ import (
 	"strings"
 
 	"github.com/pybox-dev/pybox"
+	// A `pybox run` starts its sandbox's init while the rest of pybox
+	// initialises (see internal/spawn).
+	_ "github.com/pybox-dev/pybox/internal/spawn/early"
 )
 
 // command is one subcommand. run gets the arguments after the subcommand's

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/pybox-dev/pybox/internal/initbin/stamp"
 )
 
 // bin is the pybox binary built once by TestMain.
@@ -22,7 +24,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = filepath.Join(dir, "pybox")
+	// With the embedded init's stamp when this test binary has it (make
+	// test), so that the binary runs its sandboxes as a make-built one.
 	build := exec.Command("go", "build", "-o", bin, ".")
+	if stamp.Value != "" {
+		build.Args = append(build.Args[:2], "-ldflags", "-X github.com/pybox-dev/pybox/internal/initbin/stamp.Value="+stamp.Value, "-o", bin, ".")
+	}
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "go build:", err)

@@ -7,9 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pybox-dev/pybox"
+	"github.com/pybox-dev/pybox/internal/initbin/stamp"
 	"github.com/pybox-dev/pybox/internal/testing/require"
 )
 
@@ -289,4 +292,76 @@ func TestExitCodeMapping(t *testing.T) {
 			t.Errorf("exitCode(%s, %d) = %d, want %d", tt.status, tt.code, got, tt.want)
 		}
 	}
+}
+
+// TestEarlyInit: a `pybox run` of a make-built pybox starts its sandbox's
+// init from a package initialiser (internal/spawn/early) and runs the code
+// in it, unless PYBOX_EARLY_INIT=0 or the host is cgroup v2 only.
+func TestEarlyInit(t *testing.T) {
+	needBackend(t)
+	require.Feature(t, stamp.Value != "", "built without the embedded init's stamp: run the tests with `make test`")
+	var st syscall.Statfs_t
+	v2only := syscall.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == 0x63677270
+	for _, tc := range []struct {
+		env  string
+		want string
+	}{
+		{"PYBOX_EARLY_INIT=1", map[bool]string{true: "early=false", false: "early=true"}[v2only]},
+		{"PYBOX_EARLY_INIT=0", "early=false"},
+	} {
+		cmd := exec.Command(bin, "run", "-c", "import os; print(os.getppid(), os.getuid())")
+		cmd.Env = append(os.Environ(), "PYBOX_TRACE=1", tc.env)
+		var errb strings.Builder
+		cmd.Stderr = &errb
+		out, err := cmd.Output()
+		if err != nil || string(out) != "1 1000\n" {
+			t.Errorf("%s: %q, %v (stderr %q)", tc.env, out, err, errb.String())
+		}
+		if !strings.Contains(errb.String(), "pybox trace: "+tc.want+" ") {
+			t.Errorf("%s: the trace does not say %s:\n%s", tc.env, tc.want, errb.String())
+		}
+	}
+}
+
+// TestEarlyInitUnused: an early init that pybox does not use (the request
+// is refused) does not outlive pybox.
+func TestEarlyInitUnused(t *testing.T) {
+	needBackend(t)
+	for range 5 {
+		o := runBin(t, "", "run", "--memory", "lots", "-c", "print(1)")
+		if o.code != exitUsage {
+			t.Fatalf("bad --memory: exit %d (%q)", o.code, o.stderr)
+		}
+	}
+	// Orphaned inits: pybox's die with it (parent-death signal, and end of
+	// file on their control socket); the native backend's tests' inits
+	// have a live parent.
+	var left []string
+	for range 50 {
+		left = orphanInits(t)
+		if len(left) == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("sandbox inits left without their pybox: %q", left)
+}
+
+func orphanInits(t *testing.T) []string {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if strings.HasPrefix(s, "Name:\tpybox-init-") && strings.Contains(s, "\nPPid:\t1\n") {
+			left = append(left, e.Name())
+		}
+	}
+	return left
 }

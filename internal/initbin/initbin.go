@@ -8,8 +8,8 @@
 // a WebAssembly runtime pays for all their package initialisers and page
 // faults first: about 2.5 ms before init's first step, against about 1 ms
 // for cmd/pybox-init, which links only the init. The Makefile builds
-// cmd/pybox-init into bin/ here, embeds it, and sets [Stamp] to its SHA-256
-// with -ldflags, so a pybox built any other way (go build, go install)
+// cmd/pybox-init into bin/ here, embeds it, and sets the stamp (package
+// stamp) to its SHA-256 with -ldflags, so a pybox built any other way (go build, go install)
 // has no stamp and keeps re-executing itself: a stale bin/pybox-init left
 // from another build is never used.
 //
@@ -30,15 +30,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pybox-dev/pybox/internal/initbin/stamp"
 )
 
 //go:embed bin
 var files embed.FS
-
-// Stamp is the SHA-256 (hex) of the embedded bin/pybox-init, set by the
-// Makefile with -ldflags "-X github.com/pybox-dev/pybox/internal/initbin.Stamp=...".
-// Empty: no init is embedded.
-var Stamp string
 
 var (
 	once sync.Once
@@ -56,23 +53,21 @@ func Path(dir string) (string, error) {
 }
 
 func install(dir string) (string, error) {
-	if Stamp == "" {
+	if stamp.Value == "" {
 		return "", errors.New("no init embedded in this build")
 	}
 	if dir == "" {
 		return "", errors.New("no cache directory")
 	}
-	p := filepath.Join(dir, "pybox-init-"+Stamp[:min(len(Stamp), 32)])
-	if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o022 == 0 {
-		if owner, ok := fileOwner(fi); !ok || owner == os.Geteuid() {
-			return p, nil
-		}
+	if p, ok := stamp.Installed(dir); ok {
+		return p, nil
 	}
+	p := stamp.Path(dir)
 	b, err := files.ReadFile("bin/pybox-init")
 	if err != nil {
 		return "", fmt.Errorf("embedded init: %w", err)
 	}
-	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != Stamp {
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != stamp.Value {
 		return "", errors.New("embedded init does not match its stamp")
 	}
 	// The sandbox's init executes it as its user namespace's root, which

@@ -6,16 +6,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pybox-dev/pybox/internal/initbin/stamp"
 )
 
 func TestInstallRefusesWithoutAMatchingStamp(t *testing.T) {
-	old := Stamp
-	defer func() { Stamp = old }()
-	Stamp = ""
+	old := stamp.Value
+	defer func() { stamp.Value = old }()
+	stamp.Value = ""
 	if _, err := install(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no init embedded") {
 		t.Errorf("no stamp: %v", err)
 	}
-	Stamp = strings.Repeat("0", 64)
+	stamp.Value = strings.Repeat("0", 64)
 	if _, err := install(t.TempDir()); err == nil {
 		t.Error("a stamp that matches nothing was accepted")
 	}

@@ -8,21 +8,23 @@ import (
 	"io"
 
 	"github.com/pybox-dev/pybox/internal/api"
+	"github.com/pybox-dev/pybox/internal/spawn"
 )
 
 // File descriptors the parent passes to the init process. 0-2 are the
 // interpreter's stdin/stdout/stderr; RunnerIn and RunnerOut are handed on to
 // the runner; Control is init's own channel to the parent.
+// The layout is package spawn's, which starts init.
 const (
-	FDRunnerIn  = 3
-	FDRunnerOut = 4
-	FDControl   = 5
+	FDRunnerIn  = spawn.FDRunnerIn
+	FDRunnerOut = spawn.FDRunnerOut
+	FDControl   = spawn.FDControl
 )
 
 // Identity of the code inside the sandbox.
 const (
-	SandboxUID = 1000
-	SandboxGID = 1000
+	SandboxUID = spawn.SandboxUID
+	SandboxGID = spawn.SandboxGID
 	Hostname   = "pybox"
 )
 

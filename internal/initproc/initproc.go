@@ -3,10 +3,14 @@
 // the interpreter.
 package initproc
 
-import "os"
+import (
+	"os"
+
+	"github.com/pybox-dev/pybox/internal/spawn"
+)
 
 // Arg0 marks a process started as a sandbox init.
-const Arg0 = "pybox-sandbox-init"
+const Arg0 = spawn.Arg0
 
 // MaybeRun runs the sandbox init and exits if this process is one.
 func MaybeRun() {

@@ -84,11 +84,12 @@ func run() {
 	}
 	ctrl := os.NewFile(FDControl, "control")
 	s := &state{ctrl: ctrl}
+	waitAt := MonoNow()
 	if err := ReadFrame(ctrl, maxConfig, &s.cfg); err != nil {
 		fail(ctrl, "config", err)
 	}
 	if s.cfg.Trace {
-		s.ready.Steps = append(s.ready.Steps, fmt.Sprintf("config-read-at=%d", MonoNow()/1e3))
+		s.ready.Steps = append(s.ready.Steps, fmt.Sprintf("config-wait-at=%d config-read-at=%d", waitAt/1e3, MonoNow()/1e3))
 	}
 	for _, st := range steps {
 		t0 := time.Now()

@@ -6,13 +6,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pybox-dev/pybox/internal/initbin"
+	"github.com/pybox-dev/pybox/internal/initbin/stamp"
 )
 
 // TestEmbeddedInit checks that a build made by the Makefile runs its
 // sandboxes with the small embedded init, and that the copy is sound.
 func TestEmbeddedInit(t *testing.T) {
-	if initbin.Stamp == "" {
+	if stamp.Value == "" {
 		if os.Getenv("PYBOX_REQUIRE_ISOLATION") == "1" {
 			t.Fatal("built without the embedded init's stamp: run the tests with `make test`")
 		}

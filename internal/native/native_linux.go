@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,15 +24,13 @@ import (
 	"github.com/pybox-dev/pybox/internal/initproc"
 	"github.com/pybox-dev/pybox/internal/runner"
 	"github.com/pybox-dev/pybox/internal/seccomp/prebuilt"
+	"github.com/pybox-dev/pybox/internal/spawn"
 )
 
 // HostUIDBase is the host uid (and gid) that the sandbox's root maps to; the
 // code itself runs as uid 1000 inside, HostUIDBase+1000 outside. Neither
 // owns anything on the host.
-const HostUIDBase = 1_000_000_000
-
-const cloneFlags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
-	unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP
+const HostUIDBase = spawn.HostUIDBase
 
 var namespaces = []string{"user", "pid", "mount", "network", "ipc", "uts", "cgroup"}
 
@@ -142,8 +138,13 @@ func (e *SetupError) Error() string { return "sandbox setup failed at " + e.Step
 // (PYBOX_TRACE=1), for profiling the set-up path.
 var trace = os.Getenv("PYBOX_TRACE") == "1"
 
-// processAge is how long ago this process started (for tracing).
+// processAge is how long ago this process started (for tracing): since
+// PYBOX_TRACE_T0 (Unix nanoseconds, set by whatever launched pybox just
+// before its exec) when set, else by /proc/self/stat (10 ms ticks).
 func processAge() time.Duration {
+	if t0, err := strconv.ParseInt(os.Getenv("PYBOX_TRACE_T0"), 10, 64); err == nil {
+		return time.Since(time.Unix(0, t0))
+	}
 	b, err := os.ReadFile("/proc/self/stat")
 	if err != nil {
 		return 0
@@ -175,10 +176,12 @@ var runSeq atomic.Uint64
 // namespaces and cgroup, and the parent's ends of its channels. One-shot
 // runs and sessions are both built on it.
 type sandbox struct {
-	req *api.Request
-	cmd *exec.Cmd
-	cg  *cgroup.Group
-	iso api.Isolation
+	req  *api.Request
+	proc *os.Process // init
+	cg   *cgroup.Group
+	// early: init is the one started early (spawn.TakeEarly).
+	early bool
+	iso   api.Isolation
 
 	ctrl       *os.File
 	rinW       *os.File // exec frames to the runner
@@ -292,102 +295,75 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 	}
 
 	str("cgroup")
-	// Pipes: stdout, stderr, runner in/out, and init's control socket.
-	pipe := func() (*os.File, *os.File, error) {
-		rd, wr, err := os.Pipe()
-		if err == nil {
-			sb.closers = append(sb.closers, rd, wr)
-		}
-		return rd, wr, err
+	// The init: the one pybox started early (internal/spawn/early), if
+	// any and this is a plain cold start, else a new one.
+	var in *spawn.Init
+	if fd3 == nil && !cfg.Template {
+		in = spawn.TakeEarly()
 	}
-	var outW, errW, rinR, routW *os.File
-	if sb.outR, outW, err = pipe(); err != nil {
-		return sb, err
-	}
-	if sb.errR, errW, err = pipe(); err != nil {
-		return sb, err
-	}
-	if fd3 != nil {
-		rinR = fd3
-	} else if rinR, sb.rinW, err = pipe(); err != nil {
-		return sb, err
-	}
-	if sb.routR, routW, err = pipe(); err != nil {
-		return sb, err
-	}
-	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return sb, err
-	}
-	sb.ctrl = os.NewFile(uintptr(sp[0]), "control")
-	ctrlChild := os.NewFile(uintptr(sp[1]), "control-child")
-	sb.closers = append(sb.closers, sb.ctrl, ctrlChild)
-
-	idmap := []syscall.SysProcIDMap{
-		{ContainerID: 0, HostID: HostUIDBase, Size: 1},
-		{ContainerID: initproc.SandboxUID, HostID: HostUIDBase + initproc.SandboxUID, Size: 1},
-	}
-	attr := &syscall.SysProcAttr{
-		Cloneflags:                 cloneFlags,
-		UidMappings:                idmap,
-		GidMappings:                idmap,
-		GidMappingsEnableSetgroups: true,
-		Credential:                 &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}},
-		Pdeathsig:                  syscall.SIGKILL,
-		// Its own session: no controlling terminal, so a Ctrl-C typed
-		// at pybox (repl, run) never reaches the sandbox directly.
-		Setsid: true,
-	}
-	if sb.cg != nil {
-		if fd, ok := sb.cg.FD(); ok {
-			attr.UseCgroupFD = true
-			attr.CgroupFD = fd
-		}
-	}
-	mkCmd := func(path string) *exec.Cmd {
-		return &exec.Cmd{
-			Path:        path,
-			Args:        []string{initproc.Arg0},
-			Env:         []string{},
-			Stdout:      outW,
-			Stderr:      errW,
-			ExtraFiles:  []*os.File{rinR, routW, ctrlChild},
-			SysProcAttr: attr,
-		}
-	}
-	initPath := initProgram()
-	sb.cmd = mkCmd(initPath)
-	str("pipes")
-	started, startedMono := time.Now(), initproc.MonoNow()
-	err = sb.cmd.Start()
-	if err != nil && initPath != selfExe && execFailed(err) {
-		// The embedded init cannot be executed here (say, a noexec
-		// cache directory): re-execute pybox, now and from now on.
-		initFallback.Store(true)
+	if in != nil {
+		sb.early = true
 		if trace {
-			fmt.Fprintf(os.Stderr, "pybox trace: init %s: %v; re-executing pybox instead\n", initPath, err)
+			fmt.Fprintf(os.Stderr, "pybox trace:   early init cloned %dµs after process start (mono %d)\n", (processAge() - time.Since(in.Started)).Microseconds(), (initproc.MonoNow()-time.Since(in.Started).Nanoseconds())/1e3)
 		}
-		sb.cmd = mkCmd(selfExe)
-		err = sb.cmd.Start()
+	} else {
+		o := spawn.Options{Path: initProgram(), RunnerIn: -1, CgroupFD: -1}
+		if o.Path != selfExe {
+			// The embedded init may not be executable here (say, a
+			// noexec cache directory): re-execute pybox then.
+			o.Fallback = selfExe
+		}
+		if fd3 != nil {
+			o.RunnerIn = int(fd3.Fd())
+			defer fd3.Close()
+		}
+		if sb.cg != nil {
+			if fd, ok := sb.cg.FD(); ok {
+				o.CgroupFD = fd
+			}
+		}
+		if in, err = spawn.Start(o); err != nil {
+			return sb, fmt.Errorf("start sandbox init: %w", err)
+		}
+		if in.Path != o.Path {
+			initFallback.Store(true)
+			if trace {
+				fmt.Fprintf(os.Stderr, "pybox trace: init %s cannot be executed; re-executing pybox instead\n", o.Path)
+			}
+		}
 	}
-	if err != nil {
-		sb.cmd = nil
+	// os.FindProcess opens a pidfd: signals and the wait are race-free.
+	// Until then nothing can reap init but us.
+	if sb.proc, err = os.FindProcess(in.Pid); err != nil {
+		in.Close()
+		_ = syscall.Kill(in.Pid, syscall.SIGKILL)
+		var ws syscall.WaitStatus
+		_, _ = syscall.Wait4(in.Pid, &ws, 0, nil)
 		return sb, fmt.Errorf("start sandbox init: %w", err)
 	}
+	file := func(fd int, name string) *os.File {
+		if fd < 0 {
+			return nil
+		}
+		f := os.NewFile(uintptr(fd), name)
+		sb.closers = append(sb.closers, f)
+		return f
+	}
+	sb.outR, sb.errR = file(in.Stdout, "stdout"), file(in.Stderr, "stderr")
+	sb.rinW, sb.routR = file(in.RunnerIn, "runner-in"), file(in.RunnerOut, "runner-out")
+	sb.ctrl = file(in.Control, "control")
+	started, startedMono := in.Started, initproc.MonoNow()
 	cmdStarted := time.Now()
-	str("cmd.Start")
+	str("init started")
 	// From here on init must be reaped whatever happens (destroy waits).
 	go sb.readControl(int(req.FilesLimit), func(m *initproc.Message) {
 		if trace {
-			fmt.Fprintf(os.Stderr, "pybox trace: start=%dµs ready after %dµs; steps (µs): %s (start mono %d)\n",
-				cmdStarted.Sub(started).Microseconds(), time.Since(started).Microseconds(),
+			fmt.Fprintf(os.Stderr, "pybox trace: early=%v start=%dµs ready after %dµs; steps (µs): %s (start mono %d)\n",
+				sb.early, cmdStarted.Sub(started).Microseconds(), time.Since(started).Microseconds(),
 				strings.Join(m.Steps, " "), startedMono/1e3)
 		}
 	})
-	go func() { <-sb.ctrlDone; _ = sb.cmd.Wait(); close(sb.waitDone) }()
-	for _, f := range []*os.File{outW, errW, rinR, routW, ctrlChild} {
-		f.Close()
-	}
+	go func() { <-sb.ctrlDone; _, _ = sb.proc.Wait(); close(sb.waitDone) }()
 	// The config first: init builds the sandbox while (on cgroup v1) the
 	// process is moved into the cgroup, then waits for "go" before it
 	// starts the interpreter; or, with a late join, starts it at once.
@@ -416,11 +392,9 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 		str("config-sent")
 		return sb, nil
 	}
-	if sb.cg != nil {
-		if _, ok := sb.cg.FD(); !ok {
-			if err := sb.cg.AddProc(sb.cmd.Process.Pid); err != nil {
-				return sb, fmt.Errorf("join cgroup: %w", err)
-			}
+	if sb.cg != nil && !in.InCgroup {
+		if err := sb.cg.AddProc(sb.proc.Pid); err != nil {
+			return sb, fmt.Errorf("join cgroup: %w", err)
 		}
 	}
 	close(sb.joined)
@@ -436,13 +410,6 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 	}
 	str("config-sent")
 	return sb, nil
-}
-
-// execFailed says whether a failed Start is the init program's exec
-// failing (not, say, clone running out of resources).
-func execFailed(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) ||
-		errors.Is(err, syscall.ENOEXEC) || errors.Is(err, syscall.ETXTBSY)
 }
 
 // procChildren says whether /proc/<pid>/task/<tid>/children exists here
@@ -500,7 +467,7 @@ func (sb *sandbox) joinLate() {
 	fail := func(err error) {
 		sb.joinErr = fmt.Errorf("join cgroup: %w", err)
 	}
-	pid := sb.cmd.Process.Pid
+	pid := sb.proc.Pid
 	<-sb.readyCh
 	sb.mu.Lock()
 	ready := sb.ready != nil
@@ -608,14 +575,14 @@ func (sb *sandbox) kill() {
 	if sb.cg != nil {
 		_ = sb.cg.Kill()
 	}
-	if sb.cmd != nil && sb.cmd.Process != nil {
-		_ = sb.cmd.Process.Kill()
+	if sb.proc != nil {
+		_ = sb.proc.Kill()
 	}
 }
 
 // destroy kills the sandbox if needed, reaps init and releases everything.
 func (sb *sandbox) destroy() {
-	if sb.cmd != nil && sb.cmd.Process != nil {
+	if sb.proc != nil {
 		sb.kill()
 		if sb.initOutside && sb.cg != nil {
 			// Init is not in the cgroup: remove the group while init

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/pybox-dev/pybox/internal/runner"
+
+	"github.com/pybox-dev/pybox/internal/spawn"
 )
 
 // The runner's compiled code, per interpreter.
@@ -124,20 +126,8 @@ func compileRunner(argv0 string) ([]byte, error) {
 }
 
 // cacheDir is where the native backend keeps files between processes
-// (compiled runner code, the init program): $PYBOX_CACHE_DIR, else
-// /var/cache/pybox for root, else the user's cache dir; "" if none.
-func cacheDir() string {
-	if d := os.Getenv("PYBOX_CACHE_DIR"); d != "" {
-		return d
-	}
-	if os.Geteuid() == 0 {
-		return "/var/cache/pybox"
-	}
-	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "pybox")
-	}
-	return ""
-}
+// (compiled runner code, the init program).
+func cacheDir() string { return spawn.CacheDir() }
 
 // codeCacheDir is where compiled runner code is kept between processes.
 func codeCacheDir() string {

@@ -1,0 +1,6 @@
+// Package early starts a sandbox init from its package initialiser when the
+// process is a `pybox run` whose backend will be native (see
+// spawn.Early). cmd/pybox imports it for that side effect; it imports
+// little, so Go initialises it about 1 ms after exec, before the HTTP, MCP,
+// metrics and WebAssembly packages.
+package early

@@ -1,0 +1,114 @@
+package early
+
+import (
+	"syscall"
+
+	"github.com/pybox-dev/pybox/internal/initbin/stamp"
+	"github.com/pybox-dev/pybox/internal/spawn"
+)
+
+func init() {
+	if !Wanted(args(), getenv) || cgroup2Only() {
+		return
+	}
+	// Only an installed copy of the embedded init: the first run of a
+	// build installs it (internal/initbin) and starts the usual way.
+	if d := spawn.CacheDir(); d != "" {
+		if p, ok := stamp.Installed(d + "/init"); ok {
+			spawn.Early(p)
+		}
+	}
+}
+
+// cgroup2Only says whether /sys/fs/cgroup is a cgroup v2 hierarchy alone.
+// There a run's init is cloned straight into the run's group, which an
+// early init, started before the group exists, could only join by
+// migrating: a wait for an RCU grace period when runs are spaced.
+func cgroup2Only() bool {
+	var st syscall.Statfs_t
+	return syscall.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == cgroup2Magic
+}
+
+// cgroup2Magic is CGROUP2_SUPER_MAGIC.
+const cgroup2Magic = 0x63677270
+
+func getenv(k string) string {
+	v, _ := syscall.Getenv(k)
+	return v
+}
+
+// args reads this process's arguments from /proc/self/cmdline: package os,
+// which has them as os.Args, is not initialised yet.
+func args() []string {
+	fd, err := syscall.Open("/proc/self/cmdline", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	defer syscall.Close(fd)
+	var b []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := syscall.Read(fd, buf)
+		if n <= 0 || err != nil {
+			break
+		}
+		b = append(b, buf[:n]...)
+	}
+	var out []string
+	for len(b) > 0 {
+		i := 0
+		for i < len(b) && b[i] != 0 {
+			i++
+		}
+		out = append(out, string(b[:i]))
+		if i == len(b) {
+			break
+		}
+		b = b[i+1:]
+	}
+	return out
+}
+
+// Wanted says whether args (os.Args) are a `pybox run` that will start a
+// native sandbox: no other --backend, no help asked, and neither
+// PYBOX_EARLY_INIT=0 nor PYBOX_INIT=self in the environment. It only reads
+// the arguments, loosely: a wrong guess costs an init started for nothing
+// (it exits with pybox) or a run started the usual way, nothing else.
+func Wanted(args []string, getenv func(string) string) bool {
+	if len(args) < 2 || args[1] != "run" || getenv("PYBOX_EARLY_INIT") == "0" || getenv("PYBOX_INIT") == "self" {
+		return false
+	}
+	for i := 2; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			continue
+		}
+		name := a[1:]
+		if name[0] == '-' {
+			name = name[1:]
+		}
+		value, hasValue := "", false
+		for j := 0; j < len(name); j++ {
+			if name[j] == '=' {
+				name, value, hasValue = name[:j], name[j+1:], true
+				break
+			}
+		}
+		switch name {
+		case "h", "help":
+			return false
+		case "backend":
+			if !hasValue && i+1 < len(args) {
+				i++
+				value = args[i]
+			}
+			if value != "native" {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,61 @@
+package early
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestWanted(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	none := env()
+	for _, tc := range []struct {
+		args string
+		env  func(string) string
+		want bool
+	}{
+		{"pybox run -c print(1)", none, true},
+		{"pybox run --json --memory 1g file.py", none, true},
+		{"pybox run --backend native -c 1", none, true},
+		{"pybox run --backend=native -c 1", none, true},
+		{"pybox run -backend=native -c 1", none, true},
+		{"pybox run -- --backend=wasm", none, true}, // a file name after --
+		{"pybox run --backend wasm -c 1", none, false},
+		{"pybox run --backend=gvisor -c 1", none, false},
+		{"pybox run -backend gvisor -c 1", none, false},
+		{"pybox run --backend", none, false},
+		{"pybox run --help", none, false},
+		{"pybox run -h", none, false},
+		{"pybox run -help", none, false},
+		{"pybox repl", none, false},
+		{"pybox serve", none, false},
+		{"pybox mcp", none, false},
+		{"pybox doctor", none, false},
+		{"pybox", none, false},
+		{"", none, false},
+		{"pybox-sandbox-init", none, false},
+		{"pybox run -c 1", env("PYBOX_EARLY_INIT", "0"), false},
+		{"pybox run -c 1", env("PYBOX_EARLY_INIT", "1"), true},
+		{"pybox run -c 1", env("PYBOX_INIT", "self"), false},
+	} {
+		if got := Wanted(strings.Fields(tc.args), tc.env); got != tc.want {
+			t.Errorf("Wanted(%q) = %v, want %v", tc.args, got, tc.want)
+		}
+	}
+}
+
+func TestArgs(t *testing.T) {
+	if got := args(); !slices.Equal(got, os.Args) {
+		t.Errorf("args() = %q, os.Args = %q", got, os.Args)
+	}
+}
