@@ -5,9 +5,6 @@ package cgroup
 // Detect returns ErrUnsupported: cgroups exist only on Linux.
 func Detect() (Info, error) { return Info{}, ErrUnsupported }
 
-// PrimeMigration returns ErrUnsupported.
-func PrimeMigration() error { return ErrUnsupported }
-
 // Group is a cgroup; it cannot be created on this platform.
 type Group struct{}
 

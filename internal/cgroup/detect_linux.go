@@ -44,9 +44,6 @@ type plan struct {
 	v1dir  map[string]string
 	v1hier []string
 	memsw  bool
-	// primeCtrl and primeMount: the v1 hierarchy PrimeMigration uses.
-	primeCtrl  string
-	primeMount mount
 
 	// v2: the parent dir and the chain of dirs, root first, whose
 	// cgroup.subtree_control must enable the required controllers (the
@@ -281,12 +278,6 @@ func detectV1(h hostPaths, p *plan, v1 map[string]mount, own map[string]string) 
 		}
 	}
 	p.info.Parent = strings.Join(parents, ", ")
-	for _, c := range []string{"pids", "memory", "cpu"} {
-		if m, ok := v1[c]; ok {
-			p.primeCtrl, p.primeMount = c, m
-			break
-		}
-	}
 	if md, ok := p.v1dir["memory"]; ok {
 		// The parent may not exist yet: its parent (the own cgroup) has
 		// the same files.

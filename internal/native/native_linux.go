@@ -19,6 +19,7 @@ import (
 	"github.com/pybox-dev/pybox/internal/api"
 	"github.com/pybox-dev/pybox/internal/backend"
 	"github.com/pybox-dev/pybox/internal/cgroup"
+	"github.com/pybox-dev/pybox/internal/cgroup/prime"
 	"github.com/pybox-dev/pybox/internal/guest"
 	"github.com/pybox-dev/pybox/internal/initbin"
 	"github.com/pybox-dev/pybox/internal/initproc"
@@ -161,13 +162,17 @@ func processAge() time.Duration {
 }
 
 // lastMigration is when this process last moved a process between v1
-// cgroups (a late join, or cgroup.PrimeMigration), in Unix nanoseconds. A
+// cgroups (a late join, or prime.Migration), in Unix nanoseconds. A
 // move within migrationFresh of the previous one does not wait for an RCU
 // grace period (measured: 20 ms after one, fast; 50 ms after, slow), so
 // no priming is needed then.
 var lastMigration atomic.Int64
 
 const migrationFresh = 20 * time.Millisecond
+
+// primeRecent: a priming started this recently still covers a join
+// (it waits for the grace period, or just has).
+const primeRecent = 50 * time.Millisecond
 
 // runSeq numbers runs for unique cgroup names.
 var runSeq atomic.Uint64
@@ -255,51 +260,67 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 	if late {
 		reserve = 0
 	}
-	// cgroup: memory (+swap), pids, cpu.
-	if b.cgErr == nil {
-		sb.cg, err = cgroup.New(cgroup.RunName(runSeq.Add(1)), cgroup.Limits{
-			MemoryBytes: int64(req.Memory), Pids: req.Pids + reserve,
-			CPUs: req.CPUs, AllowSwap: req.BestEffort})
-	} else {
-		err = b.cgErr
-	}
-	if err != nil {
-		if !req.BestEffort {
-			return sb, fmt.Errorf("cgroup limits cannot be enforced: %w (run `pybox doctor`, or set best_effort to run without them)", err)
-		}
-		sb.iso.Missing = append(sb.iso.Missing, "cgroup: "+err.Error())
-		sb.cg = nil
-		err = nil
-	} else {
-		sb.iso.Cgroup = sb.cg.Version()
-		if late && time.Since(time.Unix(0, lastMigration.Load())) > migrationFresh {
-			// The late join's migration must not wait for an RCU grace
-			// period once the interpreter is up: wait for it now,
-			// alongside the clone and the init's set-up (see
-			// cgroup.PrimeMigration), unless a migration of this process
-			// was just made (then the kernel's lock is still fast).
-			go func() {
-				t0 := time.Now()
-				err := cgroup.PrimeMigration()
-				if err == nil {
-					lastMigration.Store(time.Now().UnixNano())
-				}
-				if trace {
-					fmt.Fprintf(os.Stderr, "pybox trace:   cgroup migration primed in %dµs (%v)\n", time.Since(t0).Microseconds(), err)
-				}
-			}()
-		}
-		sb.iso.Limits.MemoryBytes = int64(req.Memory)
-		sb.iso.Limits.Pids = req.Pids
-		sb.iso.Limits.CPUs = req.CPUs
-	}
-
-	str("cgroup")
 	// The init: the one pybox started early (internal/spawn/early), if
 	// any and this is a plain cold start, else a new one.
 	var in *spawn.Init
 	if fd3 == nil && !cfg.Template {
 		in = spawn.TakeEarly()
+	}
+	// An early init on the late-join path gets its config first, and the
+	// run's groups are made while it builds the sandbox.
+	configFirst := in != nil && late
+	// primeCgroups: the late join's migration must not wait for an RCU
+	// grace period once the interpreter is up: wait for it now, alongside
+	// the init's set-up (see prime.Migration), unless a migration of this
+	// process was just made (then the kernel's lock is still fast) or a
+	// priming is under way (pybox run's early one, internal/spawn/early).
+	primeCgroups := func() {
+		if b.cgErr != nil || time.Since(time.Unix(0, lastMigration.Load())) <= migrationFresh || prime.Since() <= primeRecent {
+			return
+		}
+		go func() {
+			t0 := time.Now()
+			err := prime.Migration()
+			if err == nil {
+				lastMigration.Store(time.Now().UnixNano())
+			}
+			if trace {
+				fmt.Fprintf(os.Stderr, "pybox trace:   cgroup migration primed in %dµs (%v)\n", time.Since(t0).Microseconds(), err)
+			}
+		}()
+	}
+	// makeGroups makes the run's cgroup: memory (+swap), pids, cpu.
+	makeGroups := func() error {
+		var err error
+		if b.cgErr == nil {
+			sb.cg, err = cgroup.New(cgroup.RunName(runSeq.Add(1)), cgroup.Limits{
+				MemoryBytes: int64(req.Memory), Pids: req.Pids + reserve,
+				CPUs: req.CPUs, AllowSwap: req.BestEffort})
+		} else {
+			err = b.cgErr
+		}
+		if err != nil {
+			sb.cg = nil
+			if !req.BestEffort {
+				return fmt.Errorf("cgroup limits cannot be enforced: %w (run `pybox doctor`, or set best_effort to run without them)", err)
+			}
+			sb.iso.Missing = append(sb.iso.Missing, "cgroup: "+err.Error())
+			return nil
+		}
+		sb.iso.Cgroup = sb.cg.Version()
+		if late && !configFirst {
+			primeCgroups()
+		}
+		sb.iso.Limits.MemoryBytes = int64(req.Memory)
+		sb.iso.Limits.Pids = req.Pids
+		sb.iso.Limits.CPUs = req.CPUs
+		return nil
+	}
+	if !configFirst {
+		if err := makeGroups(); err != nil {
+			return sb, err
+		}
+		str("cgroup")
 	}
 	if in != nil {
 		sb.early = true
@@ -367,7 +388,7 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 	// The config first: init builds the sandbox while (on cgroup v1) the
 	// process is moved into the cgroup, then waits for "go" before it
 	// starts the interpreter; or, with a late join, starts it at once.
-	cfg.LateCgroup = late && sb.cg != nil
+	cfg.LateCgroup = late && (sb.cg != nil || configFirst)
 	if err := initproc.WriteFrame(sb.ctrl, cfg); err != nil {
 		return sb, fmt.Errorf("send config to sandbox init: %w", err)
 	}
@@ -388,8 +409,22 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 		if err := sendCode(); err != nil {
 			return sb, err
 		}
-		go sb.joinLate()
 		str("config-sent")
+		if configFirst {
+			// Priming first: the groups' mkdir then waits behind it for
+			// the cgroup mutex, but nothing waits for the mkdir until
+			// the interpreter is ready.
+			primeCgroups()
+			if err := makeGroups(); err != nil {
+				return sb, err
+			}
+			str("cgroup")
+		}
+		if sb.cg == nil {
+			close(sb.joined) // best effort: no group to join
+		} else {
+			go sb.joinLate()
+		}
 		return sb, nil
 	}
 	if sb.cg != nil && !in.InCgroup {

@@ -3,6 +3,7 @@ package early
 import (
 	"syscall"
 
+	"github.com/pybox-dev/pybox/internal/cgroup/prime"
 	"github.com/pybox-dev/pybox/internal/initbin/stamp"
 	"github.com/pybox-dev/pybox/internal/spawn"
 )
@@ -14,8 +15,11 @@ func init() {
 	// Only an installed copy of the embedded init: the first run of a
 	// build installs it (internal/initbin) and starts the usual way.
 	if d := spawn.CacheDir(); d != "" {
-		if p, ok := stamp.Installed(d + "/init"); ok {
-			spawn.Early(p)
+		if p, ok := stamp.Installed(d + "/init"); ok && spawn.Early(p) && procChildren() {
+			// The run will join its cgroup late (cgroup v1): the
+			// kernel's wait for a grace period starts now, not once
+			// the run's groups exist (internal/native).
+			go prime.Migration()
 		}
 	}
 }
@@ -31,6 +35,13 @@ func cgroup2Only() bool {
 
 // cgroup2Magic is CGROUP2_SUPER_MAGIC.
 const cgroup2Magic = 0x63677270
+
+// procChildren says whether /proc/thread-self/children exists, which the
+// native backend's late cgroup join needs.
+func procChildren() bool {
+	var st syscall.Stat_t
+	return syscall.Stat("/proc/thread-self/children", &st) == nil
+}
 
 func getenv(k string) string {
 	v, _ := syscall.Getenv(k)

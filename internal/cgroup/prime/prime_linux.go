@@ -1,0 +1,216 @@
+package prime
+
+import (
+	"errors"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// started is when Migration was last called, in Unix nanoseconds.
+var started atomic.Int64
+
+// Since returns how long ago Migration was last called.
+func Since() time.Duration {
+	t := started.Load()
+	if t == 0 {
+		return 1 << 62
+	}
+	return time.Since(time.Unix(0, t))
+}
+
+// Migration makes the kernel's cgroup v1 migrations of the next few
+// milliseconds fast, so that a one-shot run's late join (internal/native
+// moves the interpreter into its group once it exists) does not wait for
+// an RCU grace period while the interpreter, ready, waits for its code.
+//
+// Every migration takes the kernel's global cgroup_threadgroup_rwsem, a
+// per-cpu rwsem, for writing: the first writer after the lock went unused
+// for a while (~50 ms here) waits for an RCU grace period, 4-7 ms on an
+// idle 2-core host and up to ~15 ms on a busy one, and writers that come
+// soon after do not (0.01-0.1 ms). Migration is that first migration, made
+// early and for nothing: it writes the calling thread's id to the tasks
+// file of the v1 cgroup the thread is already in (the kernel takes the
+// lock, then finds nothing to move). It blocks for the grace period,
+// holding the cgroup mutex, which mkdir in cgroupfs and other migrations
+// take (reads do not): call it on a goroutine of its own, where no mkdir
+// of a group waits behind it on the critical path.
+//
+// It does nothing without a v1 hierarchy of the pids, memory or cpu
+// controller (on cgroup v2 runs are cloned straight into their group,
+// CLONE_INTO_CGROUP, and nothing migrates), and it refuses when the
+// thread's cgroup is outside the hierarchy's mount (a bind of another
+// subtree), where the write could only move the thread elsewhere. Errors
+// only say that the priming did not happen; nothing depends on it.
+func Migration() error {
+	started.Store(time.Now().UnixNano())
+	mi, err := readFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	ctrl, root, point, ok := v1Mount(mi)
+	if !ok {
+		return nil
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cg, err := readFile("/proc/thread-self/cgroup")
+	if err != nil {
+		return err
+	}
+	dir, ok := under(root, point, ownPath(cg, ctrl))
+	if !ok {
+		return errors.New("cgroup: this thread's cgroup is not under the hierarchy's mount")
+	}
+	fd, err := syscall.Open(dir+"/tasks", syscall.O_WRONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	_, err = syscall.Write(fd, []byte(itoa(syscall.Gettid())))
+	return err
+}
+
+func readFile(name string) (string, error) {
+	fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer syscall.Close(fd)
+	var b []byte
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := syscall.Read(fd, buf)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if n == 0 {
+			return string(b), nil
+		}
+		b = append(b, buf[:n]...)
+	}
+}
+
+// v1Mount finds, in mountinfo's text, the mount of the first v1 hierarchy
+// that has the pids, memory or cpu controller: the controller, the mount's
+// root within the hierarchy and its mount point.
+func v1Mount(mountinfo string) (ctrl, root, point string, ok bool) {
+	best := 3
+	for _, line := range split(mountinfo, '\n') {
+		// id parent maj:min root point opts [optional...] - fstype source superopts
+		f := split(line, ' ')
+		sep := -1
+		for i := 6; i < len(f); i++ {
+			if f[i] == "-" {
+				sep = i
+				break
+			}
+		}
+		if sep < 0 || sep+3 >= len(f) || f[sep+1] != "cgroup" {
+			continue
+		}
+		for _, o := range split(f[sep+3], ',') {
+			for rank, c := range []string{"pids", "memory", "cpu"} {
+				if o == c && rank < best {
+					best, ctrl, root, point, ok = rank, c, unescape(f[3]), unescape(f[4]), true
+				}
+			}
+		}
+	}
+	return ctrl, root, point, ok
+}
+
+// ownPath is the path, in /proc/self/cgroup's text, of the v1 hierarchy
+// that has ctrl.
+func ownPath(cgroup, ctrl string) string {
+	for _, line := range split(cgroup, '\n') {
+		parts := splitN(line, ':', 3)
+		if len(parts) != 3 {
+			continue
+		}
+		for _, c := range split(parts[1], ',') {
+			if c == ctrl {
+				return parts[2]
+			}
+		}
+	}
+	return ""
+}
+
+// under maps a cgroup path to its directory under a mount of the
+// hierarchy whose root (within the hierarchy) and mount point are given;
+// false when the path is outside the mount's root.
+func under(root, point, path string) (string, bool) {
+	if path == "" || path[0] != '/' {
+		return "", false
+	}
+	if root != "/" {
+		if len(path) < len(root) || path[:len(root)] != root || (len(path) > len(root) && path[len(root)] != '/') {
+			return "", false
+		}
+		path = path[len(root):]
+	}
+	if path == "/" {
+		path = ""
+	}
+	return point + path, true
+}
+
+func split(s string, sep byte) []string { return splitN(s, sep, -1) }
+
+func splitN(s string, sep byte, n int) []string {
+	var out []string
+	for len(s) > 0 && n != 1 {
+		i := 0
+		for i < len(s) && s[i] != sep {
+			i++
+		}
+		if i > 0 || sep != ' ' {
+			out = append(out, s[:i])
+		}
+		if i == len(s) {
+			return out
+		}
+		s = s[i+1:]
+		n--
+	}
+	if len(s) > 0 {
+		out = append(out, s)
+	}
+	return out
+}
+
+// unescape undoes mountinfo's octal escapes (\040 for space and so on).
+func unescape(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			o := s[i+1 : i+4]
+			if o[0] >= '0' && o[0] <= '3' && o[1] >= '0' && o[1] <= '7' && o[2] >= '0' && o[2] <= '7' {
+				b = append(b, (o[0]-'0')<<6|(o[1]-'0')<<3|(o[2]-'0'))
+				i += 3
+				continue
+			}
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}
+
+func itoa(v int) string {
+	if v == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for v > 0 {
+		i--
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return string(b[i:])
+}
