@@ -260,11 +260,57 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 	if late {
 		reserve = 0
 	}
+	// adopt makes in this sandbox's init: from then on it is reaped
+	// whatever happens (destroy waits for it).
+	adopt := func(in *spawn.Init) error {
+		// os.FindProcess opens a pidfd: signals and the wait are
+		// race-free. Until then nothing can reap init but us.
+		p, err := os.FindProcess(in.Pid)
+		if err != nil {
+			in.Close()
+			_ = syscall.Kill(in.Pid, syscall.SIGKILL)
+			var ws syscall.WaitStatus
+			_, _ = syscall.Wait4(in.Pid, &ws, 0, nil)
+			return fmt.Errorf("start sandbox init: %w", err)
+		}
+		sb.proc = p
+		file := func(fd int, name string) *os.File {
+			if fd < 0 {
+				return nil
+			}
+			f := os.NewFile(uintptr(fd), name)
+			sb.closers = append(sb.closers, f)
+			return f
+		}
+		sb.outR, sb.errR = file(in.Stdout, "stdout"), file(in.Stderr, "stderr")
+		sb.rinW, sb.routR = file(in.RunnerIn, "runner-in"), file(in.RunnerOut, "runner-out")
+		sb.ctrl = file(in.Control, "control")
+		started, startedMono := in.Started, initproc.MonoNow()
+		cmdStarted := time.Now()
+		str("init started")
+		go sb.readControl(int(req.FilesLimit), func(m *initproc.Message) {
+			if trace {
+				fmt.Fprintf(os.Stderr, "pybox trace: early=%v start=%dµs ready after %dµs; steps (µs): %s (start mono %d)\n",
+					sb.early, cmdStarted.Sub(started).Microseconds(), time.Since(started).Microseconds(),
+					strings.Join(m.Steps, " "), startedMono/1e3)
+			}
+		})
+		go func() { <-sb.ctrlDone; _, _ = sb.proc.Wait(); close(sb.waitDone) }()
+		return nil
+	}
 	// The init: the one pybox started early (internal/spawn/early), if
 	// any and this is a plain cold start, else a new one.
 	var in *spawn.Init
 	if fd3 == nil && !cfg.Template {
-		in = spawn.TakeEarly()
+		if in = spawn.TakeEarly(); in != nil {
+			sb.early = true
+			if trace {
+				fmt.Fprintf(os.Stderr, "pybox trace:   early init cloned %dµs after process start\n", (processAge() - time.Since(in.Started)).Microseconds())
+			}
+			if err := adopt(in); err != nil {
+				return sb, err
+			}
+		}
 	}
 	// An early init on the late-join path gets its config first, and the
 	// run's groups are made while it builds the sandbox.
@@ -322,12 +368,7 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 		}
 		str("cgroup")
 	}
-	if in != nil {
-		sb.early = true
-		if trace {
-			fmt.Fprintf(os.Stderr, "pybox trace:   early init cloned %dµs after process start (mono %d)\n", (processAge() - time.Since(in.Started)).Microseconds(), (initproc.MonoNow()-time.Since(in.Started).Nanoseconds())/1e3)
-		}
-	} else {
+	if in == nil {
 		o := spawn.Options{Path: initProgram(), RunnerIn: -1, CgroupFD: -1}
 		if o.Path != selfExe {
 			// The embedded init may not be executable here (say, a
@@ -352,39 +393,10 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 				fmt.Fprintf(os.Stderr, "pybox trace: init %s cannot be executed; re-executing pybox instead\n", o.Path)
 			}
 		}
-	}
-	// os.FindProcess opens a pidfd: signals and the wait are race-free.
-	// Until then nothing can reap init but us.
-	if sb.proc, err = os.FindProcess(in.Pid); err != nil {
-		in.Close()
-		_ = syscall.Kill(in.Pid, syscall.SIGKILL)
-		var ws syscall.WaitStatus
-		_, _ = syscall.Wait4(in.Pid, &ws, 0, nil)
-		return sb, fmt.Errorf("start sandbox init: %w", err)
-	}
-	file := func(fd int, name string) *os.File {
-		if fd < 0 {
-			return nil
+		if err := adopt(in); err != nil {
+			return sb, err
 		}
-		f := os.NewFile(uintptr(fd), name)
-		sb.closers = append(sb.closers, f)
-		return f
 	}
-	sb.outR, sb.errR = file(in.Stdout, "stdout"), file(in.Stderr, "stderr")
-	sb.rinW, sb.routR = file(in.RunnerIn, "runner-in"), file(in.RunnerOut, "runner-out")
-	sb.ctrl = file(in.Control, "control")
-	started, startedMono := in.Started, initproc.MonoNow()
-	cmdStarted := time.Now()
-	str("init started")
-	// From here on init must be reaped whatever happens (destroy waits).
-	go sb.readControl(int(req.FilesLimit), func(m *initproc.Message) {
-		if trace {
-			fmt.Fprintf(os.Stderr, "pybox trace: early=%v start=%dµs ready after %dµs; steps (µs): %s (start mono %d)\n",
-				sb.early, cmdStarted.Sub(started).Microseconds(), time.Since(started).Microseconds(),
-				strings.Join(m.Steps, " "), startedMono/1e3)
-		}
-	})
-	go func() { <-sb.ctrlDone; _, _ = sb.proc.Wait(); close(sb.waitDone) }()
 	// The config first: init builds the sandbox while (on cgroup v1) the
 	// process is moved into the cgroup, then waits for "go" before it
 	// starts the interpreter; or, with a late join, starts it at once.
