@@ -255,12 +255,20 @@ func Early(path string) bool {
 }
 
 // TakeEarly returns the init Early started, once; nil when there is none,
-// when it failed to start, or when it was already taken.
+// when it failed to start, when it has ended since (it is then reaped), or
+// when it was already taken.
 func TakeEarly() *Init {
 	early.Lock()
 	defer early.Unlock()
 	early.done = true
 	in := early.in
 	early.in = nil
+	if in != nil {
+		var ws syscall.WaitStatus
+		if pid, _ := syscall.Wait4(in.Pid, &ws, syscall.WNOHANG, nil); pid == in.Pid {
+			in.Close()
+			return nil
+		}
+	}
 	return in
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pybox-dev/pybox/internal/testing/require"
 )
@@ -178,6 +179,37 @@ func TestEarly(t *testing.T) {
 	Early("/proc/self/exe")
 	if in := TakeEarly(); in != nil {
 		t.Error("Early started an init after TakeEarly")
+	}
+}
+
+// TestTakeEarlyDead: an early init that ended before it was taken is
+// reaped and not handed over (the caller starts a new one).
+func TestTakeEarlyDead(t *testing.T) {
+	require.Root(t)
+	require.UserNS(t)
+	early.Lock()
+	early.done = false // as if fresh (TestEarly ran first)
+	early.Unlock()
+	before := openFDs(t)
+	if !Early("/bin/true") {
+		t.Fatal("Early(/bin/true) did not start")
+	}
+	pid := early.in.Pid
+	for range 200 { // /bin/true exits at once; wait until it is a zombie
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if strings.Contains(string(b), ") Z ") {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if in := TakeEarly(); in != nil {
+		t.Errorf("TakeEarly handed over an init that had ended: %+v", in)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+		t.Errorf("the ended init %d was not reaped", pid)
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("%d descriptors open before, %d after", before, after)
 	}
 }
 
