@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/pybox-dev/pybox/internal/cgroup/prime"
 )
 
 // required are the controllers [New] needs; cpuacct (v1) only feeds Stats.
@@ -130,27 +132,10 @@ func parseSelfCgroup(data []byte) map[string]string {
 // outside m's root (a bind mount of another subtree) maps to m's top.
 func inMount(h hostPaths, m mount, cgpath string) string {
 	m.point = h.prefix + m.point
-	if d, ok := mountDir(m, cgpath); ok {
-		return d
+	if d, ok := prime.MountDir(m.root, m.point, cgpath); ok {
+		return filepath.Clean(d)
 	}
 	return filepath.Clean(m.point)
-}
-
-// mountDir is the directory of cgroup path cgpath under mount m, and false
-// when cgpath is empty, relative or outside m's root.
-func mountDir(m mount, cgpath string) (string, bool) {
-	if cgpath == "" || !filepath.IsAbs(cgpath) {
-		return "", false
-	}
-	rel := cgpath
-	if m.root != "/" {
-		r, ok := strings.CutPrefix(cgpath, m.root)
-		if !ok || (r != "" && r[0] != '/') {
-			return "", false
-		}
-		rel = r
-	}
-	return filepath.Join(m.point, rel), true
 }
 
 func hasOpt(m mount, o string) bool {

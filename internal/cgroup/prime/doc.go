@@ -1,5 +1,6 @@
 // Package prime makes the kernel's cgroup v1 migrations of the next few
 // milliseconds fast (see Migration). It uses package syscall only, so that
 // pybox can call it from a package initialiser (internal/spawn/early),
-// ahead of the rest of its own start.
+// ahead of the rest of its own start. MountDir, which maps a cgroup path
+// to its directory under a mount, serves internal/cgroup too.
 package prime

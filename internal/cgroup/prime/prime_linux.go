@@ -59,7 +59,7 @@ func Migration() error {
 	if err != nil {
 		return err
 	}
-	dir, ok := under(root, point, ownPath(cg, ctrl))
+	dir, ok := MountDir(root, point, ownPath(cg, ctrl))
 	if !ok {
 		return errors.New("cgroup: this thread's cgroup is not under the hierarchy's mount")
 	}
@@ -141,10 +141,10 @@ func ownPath(cgroup, ctrl string) string {
 	return ""
 }
 
-// under maps a cgroup path to its directory under a mount of the
-// hierarchy whose root (within the hierarchy) and mount point are given;
-// false when the path is outside the mount's root.
-func under(root, point, path string) (string, bool) {
+// MountDir is the directory of cgroup path under a mount of its hierarchy
+// whose root (within the hierarchy) and mount point are given; false when
+// path is empty, relative or outside the mount's root.
+func MountDir(root, point, path string) (string, bool) {
 	if path == "" || path[0] != '/' {
 		return "", false
 	}

@@ -86,7 +86,7 @@ func TestOwnPath(t *testing.T) {
 	require.Equal(t, "", ownPath(self, "memory"))
 }
 
-func TestUnder(t *testing.T) {
+func TestMountDir(t *testing.T) {
 	for _, tc := range []struct {
 		root, path string
 		want       string
@@ -101,10 +101,10 @@ func TestUnder(t *testing.T) {
 		{"/", "", "", false},
 		{"/", "a", "", false},
 	} {
-		got, ok := under(tc.root, "/sys/fs/cgroup/pids", tc.path)
-		require.Equal(t, tc.ok, ok, "under(root %q, %q)", tc.root, tc.path)
+		got, ok := MountDir(tc.root, "/sys/fs/cgroup/pids", tc.path)
+		require.Equal(t, tc.ok, ok, "MountDir(root %q, %q)", tc.root, tc.path)
 		if ok {
-			require.Equal(t, tc.want, got, "under(root %q, %q)", tc.root, tc.path)
+			require.Equal(t, tc.want, got, "MountDir(root %q, %q)", tc.root, tc.path)
 		}
 	}
 }
