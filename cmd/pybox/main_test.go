@@ -290,7 +290,7 @@ func TestDoctor(t *testing.T) {
 	for _, c := range r.Checks {
 		names[c.Name] = true
 	}
-	for _, want := range []string{"userns", "seccomp", "landlock", "cgroup", "python", "numpy", "pandas", "matplotlib", "runsc", "kvm"} {
+	for _, want := range []string{"userns", "seccomp", "landlock", "cgroup", "migrations", "python", "numpy", "pandas", "matplotlib", "runsc", "kvm"} {
 		if !names[want] {
 			t.Errorf("doctor --json lacks check %q", want)
 		}

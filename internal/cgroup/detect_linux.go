@@ -60,6 +60,22 @@ type mount struct {
 	opts        []string // mount options + super options
 }
 
+// Mount is a cgroup or cgroup2 mount, from mountinfo.
+type Mount struct {
+	Point, FSType string
+	// Options are the mount's options and its super block's.
+	Options []string
+}
+
+// Mounts returns the cgroup and cgroup2 mounts in mountinfo's text.
+func Mounts(mountinfo []byte) []Mount {
+	var out []Mount
+	for _, m := range parseMountinfo(mountinfo) {
+		out = append(out, Mount{Point: m.point, FSType: m.fstype, Options: m.opts})
+	}
+	return out
+}
+
 // parseMountinfo returns the cgroup and cgroup2 mounts in /proc/self/mountinfo.
 func parseMountinfo(data []byte) []mount {
 	var ms []mount

@@ -26,6 +26,7 @@ const (
 	NameSeccomp    = "seccomp"
 	NameLandlock   = "landlock"
 	NameCgroup     = "cgroup"
+	NameMigrations = "migrations"
 	NamePython     = "python"
 	NameNumpy      = "numpy"
 	NamePandas     = "pandas"
@@ -88,14 +89,15 @@ type Cgroup struct {
 // Check runs every probe and returns the report. It takes a few hundred
 // milliseconds, most of it importing the Python libraries.
 func Check() Report {
-	return run(config{python: DefaultPython, runsc: "runsc", kvm: "/dev/kvm"})
+	return run(config{python: DefaultPython, runsc: "runsc", kvm: "/dev/kvm", mountinfo: "/proc/self/mountinfo"})
 }
 
 // config holds what the probes look at, so tests can point them elsewhere.
 type config struct {
-	python string
-	runsc  string
-	kvm    string
+	python    string
+	runsc     string
+	kvm       string
+	mountinfo string
 }
 
 // probeTimeout bounds every external command a probe runs.
@@ -104,7 +106,7 @@ const probeTimeout = 20 * time.Second
 func run(cfg config) Report {
 	var r Report
 	r.Kernel = kernelRelease()
-	checks := make([]Item, 10)
+	checks := make([]Item, 11)
 	var wg sync.WaitGroup
 	do := func(fn func()) {
 		wg.Add(1)
@@ -117,13 +119,14 @@ func run(cfg config) Report {
 	do(func() { checks[1] = checkSeccomp() })
 	do(func() { checks[2], r.LandlockABI, r.Landlock = checkLandlock() })
 	do(func() { checks[3], r.Cgroup = checkCgroup() })
+	do(func() { checks[4] = checkMigrations(cfg.mountinfo) })
 	do(func() {
 		var mods []Item
-		checks[4], r.Python, mods, r.PythonModules = checkPython(cfg.python)
-		copy(checks[5:8], mods)
+		checks[5], r.Python, mods, r.PythonModules = checkPython(cfg.python)
+		copy(checks[6:9], mods)
 	})
-	do(func() { checks[8], r.Runsc = checkRunsc(cfg.runsc) })
-	do(func() { checks[9] = checkKVM(cfg.kvm) })
+	do(func() { checks[9], r.Runsc = checkRunsc(cfg.runsc) })
+	do(func() { checks[10] = checkKVM(cfg.kvm) })
 	wg.Wait()
 
 	r.Checks = checks
@@ -259,6 +262,47 @@ func oneLine(err error) string {
 		s += ": " + strings.TrimSpace(string(ee.Stderr))
 	}
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// checkMigrations says whether moving a process into a cgroup is fast
+// here. Every move takes the kernel's global cgroup_threadgroup_rwsem for
+// writing, and the first writer after a quiet spell waits for an RCU grace
+// period (2-15 ms measured), unless a cgroup hierarchy was mounted with
+// favordynmods (kernel 6.0+), which keeps the lock in the mode where
+// writers do not wait (and forks and exits, its readers, pay a little
+// more). Cold runs on cgroup v1 move the interpreter into its group, and
+// the fork server's prepared spares move themselves, so both pay the wait
+// after a pause; pybox starts it early to hide it (RATIONALE.md). With
+// favordynmods there is nothing to hide. pybox never remounts anything
+// itself: the mode cannot be turned off again until reboot.
+func checkMigrations(mountinfo string) Item {
+	c := Item{Name: NameMigrations}
+	b, err := os.ReadFile(mountinfo)
+	if err != nil {
+		c.Detail = oneLine(err)
+		c.Fix = "needs /proc"
+		return c
+	}
+	v2 := ""
+	for _, m := range cgroup.Mounts(b) {
+		for _, o := range m.Options {
+			if o == "favordynmods" {
+				c.OK = true
+				c.Detail = "fast: " + m.Point + " is mounted with favordynmods"
+				return c
+			}
+		}
+		if m.FSType == "cgroup2" && v2 == "" {
+			v2 = m.Point
+		}
+	}
+	c.Detail = "a move into a cgroup after a quiet spell waits for an RCU grace period (2-15 ms): cold runs on cgroup v1 and the fork server's prepared spares pay it"
+	cmd := "mount -o remount,favordynmods " + v2
+	if v2 == "" {
+		cmd = "mount -o remount,favordynmods on one cgroup hierarchy"
+	}
+	c.Fix = "for lower latency: " + cmd + " (kernel 6.0+; it cannot be undone until reboot, and makes forks and exits slightly dearer)"
+	return c
 }
 
 func checkCgroup() (Item, *Cgroup) {

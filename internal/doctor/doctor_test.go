@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -26,7 +27,7 @@ func find(t *testing.T, r Report, name string) Item {
 
 func TestCheckHost(t *testing.T) {
 	r := hostReport()
-	want := []string{NameUserNS, NameSeccomp, NameLandlock, NameCgroup, NamePython, NameNumpy, NamePandas, NameMatplotlib, NameRunsc, NameKVM}
+	want := []string{NameUserNS, NameSeccomp, NameLandlock, NameCgroup, NameMigrations, NamePython, NameNumpy, NamePandas, NameMatplotlib, NameRunsc, NameKVM}
 	if len(r.Checks) != len(want) {
 		t.Fatalf("got %d checks, want %d: %+v", len(r.Checks), len(want), r.Checks)
 	}
@@ -146,5 +147,33 @@ func TestBrokenRunsc(t *testing.T) {
 	c, _ = checkRunsc(fake)
 	if c.OK || c.Fix == "" {
 		t.Errorf("failing runsc: got %+v", c)
+	}
+}
+
+// TestMigrations: the hint follows the mount options, whichever kind of
+// hierarchy carries favordynmods; it is never required.
+func TestMigrations(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		mountinfo string
+		ok        bool
+		fix       string
+	}{
+		{"41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n", false, "mount -o remount,favordynmods /sys/fs/cgroup/unified "},
+		{"41 31 0:38 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw,nsdelegate,favordynmods\n", true, ""},
+		{"39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids,favordynmods\n", true, ""},
+		{"39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n", false, "on one cgroup hierarchy"},
+	} {
+		p := filepath.Join(dir, "mountinfo")
+		if err := os.WriteFile(p, []byte(tc.mountinfo), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c := checkMigrations(p)
+		if c.OK != tc.ok || c.Required || c.Detail == "" || !strings.Contains(c.Fix, tc.fix) {
+			t.Errorf("%q: %+v", tc.mountinfo, c)
+		}
+	}
+	if c := checkMigrations(filepath.Join(dir, "none")); c.OK || c.Fix == "" {
+		t.Errorf("no mountinfo: %+v", c)
 	}
 }
