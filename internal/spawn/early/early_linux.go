@@ -14,7 +14,7 @@ func init() {
 	}
 	// Only an installed copy of the embedded init: the first run of a
 	// build installs it (internal/initbin) and starts the usual way.
-	if d := spawn.CacheDir(); d != "" {
+	if d := spawn.CacheDir(); d != "" && !noexec(d+"/init") {
 		if p, ok := stamp.Installed(d + "/init"); ok && spawn.Early(p) && procChildren() {
 			// The run will join its cgroup late (cgroup v1): the
 			// kernel's wait for a grace period starts now, not once
@@ -35,6 +35,17 @@ func cgroup2Only() bool {
 
 // cgroup2Magic is CGROUP2_SUPER_MAGIC.
 const cgroup2Magic = 0x63677270
+
+// noexec says whether dir is on a file system mounted noexec, where the
+// installed init cannot run (the native backend then re-executes pybox
+// as the init, see internal/native).
+func noexec(dir string) bool {
+	var st syscall.Statfs_t
+	return syscall.Statfs(dir, &st) == nil && st.Flags&stNoexec != 0
+}
+
+// stNoexec is ST_NOEXEC.
+const stNoexec = 8
 
 // procChildren says whether /proc/thread-self/children exists, which the
 // native backend's late cgroup join needs.

@@ -4,7 +4,10 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/pybox-dev/pybox/internal/testing/require"
 )
 
 func TestWanted(t *testing.T) {
@@ -57,5 +60,21 @@ func TestWanted(t *testing.T) {
 func TestArgs(t *testing.T) {
 	if got := args(); !slices.Equal(got, os.Args) {
 		t.Errorf("args() = %q, os.Args = %q", got, os.Args)
+	}
+}
+
+// TestNoexec: a noexec mount is seen as one.
+func TestNoexec(t *testing.T) {
+	require.Root(t)
+	dir := t.TempDir()
+	if noexec(dir) {
+		t.Fatalf("%s is not noexec", dir)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOEXEC, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Unmount(dir, 0)
+	if !noexec(dir) {
+		t.Errorf("%s is mounted noexec, noexec says it is not", dir)
 	}
 }
