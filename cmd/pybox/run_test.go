@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/pybox-dev/pybox"
-	"github.com/pybox-dev/pybox/internal/initbin/stamp"
 	"github.com/pybox-dev/pybox/internal/testing/require"
 )
 
@@ -294,12 +293,12 @@ func TestExitCodeMapping(t *testing.T) {
 	}
 }
 
-// TestEarlyInit: a `pybox run` of a make-built pybox starts its sandbox's
-// init from a package initialiser (internal/spawn/early) and runs the code
-// in it, unless PYBOX_EARLY_INIT=0 or the host is cgroup v2 only.
+// TestEarlyInit: a `pybox run` starts its sandbox's init from a package
+// initialiser (internal/spawn/early) and runs the code in it, unless
+// PYBOX_EARLY_INIT=0 or the host is cgroup v2 only; with the embedded init
+// or (PYBOX_INIT=self, and in a build without one) pybox itself.
 func TestEarlyInit(t *testing.T) {
 	needBackend(t)
-	require.Feature(t, stamp.Value != "", "built without the embedded init's stamp: run the tests with `make test`")
 	var st syscall.Statfs_t
 	v2only := syscall.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == 0x63677270
 	for _, tc := range []struct {
@@ -308,6 +307,7 @@ func TestEarlyInit(t *testing.T) {
 	}{
 		{"PYBOX_EARLY_INIT=1", map[bool]string{true: "early=false", false: "early=true"}[v2only]},
 		{"PYBOX_EARLY_INIT=0", "early=false"},
+		{"PYBOX_INIT=self", map[bool]string{true: "early=false", false: "early=true"}[v2only]},
 	} {
 		cmd := exec.Command(bin, "run", "-c", "import os; print(os.getppid(), os.getuid())")
 		cmd.Env = append(os.Environ(), "PYBOX_TRACE=1", tc.env)

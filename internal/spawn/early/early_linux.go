@@ -12,16 +12,37 @@ func init() {
 	if !Wanted(args(), getenv) || cgroup2Only() {
 		return
 	}
-	// Only an installed copy of the embedded init: the first run of a
-	// build installs it (internal/initbin) and starts the usual way.
-	if d := spawn.CacheDir(); d != "" && !noexec(d+"/init") {
-		if p, ok := stamp.Installed(d + "/init"); ok && spawn.Early(p) && procChildren() {
-			// The run will join its cgroup late (cgroup v1): the
-			// kernel's wait for a grace period starts now, not once
-			// the run's groups exist (internal/native).
-			go prime.Migration()
-		}
+	if p := program(); p != "" && spawn.Early(p) && procChildren() {
+		// The run will join its cgroup late (cgroup v1): the kernel's
+		// wait for a grace period starts now, not once the run's groups
+		// exist (internal/native).
+		go prime.Migration()
 	}
+}
+
+// selfExe re-executes pybox as the init.
+const selfExe = "/proc/self/exe"
+
+// program is the init the native backend would start (internal/native's
+// initProgram): the installed copy of the embedded init; pybox itself with
+// PYBOX_INIT=self, in a build without an embedded init (go build, go
+// install) and where the cache directory is mounted noexec; "" (no early
+// init) while the embedded init is not installed yet, which the first run
+// of a build does.
+func program() string {
+	d := spawn.CacheDir()
+	switch {
+	case getenv("PYBOX_INIT") == "self" || stamp.Value == "":
+		return selfExe
+	case d == "":
+		return selfExe
+	case noexec(d + "/init"):
+		return selfExe
+	}
+	if p, ok := stamp.Installed(d + "/init"); ok {
+		return p
+	}
+	return ""
 }
 
 // cgroup2Only says whether /sys/fs/cgroup is a cgroup v2 hierarchy alone.
@@ -92,12 +113,12 @@ func args() []string {
 }
 
 // Wanted says whether args (os.Args) are a `pybox run` that will start a
-// native sandbox: no other --backend, no help asked, and neither
-// PYBOX_EARLY_INIT=0 nor PYBOX_INIT=self in the environment. It only reads
+// native sandbox: no other --backend, no help asked, and no
+// PYBOX_EARLY_INIT=0 in the environment. It only reads
 // the arguments, loosely: a wrong guess costs an init started for nothing
 // (it exits with pybox) or a run started the usual way, nothing else.
 func Wanted(args []string, getenv func(string) string) bool {
-	if len(args) < 2 || args[1] != "run" || getenv("PYBOX_EARLY_INIT") == "0" || getenv("PYBOX_INIT") == "self" {
+	if len(args) < 2 || args[1] != "run" || getenv("PYBOX_EARLY_INIT") == "0" {
 		return false
 	}
 	for i := 2; i < len(args); i++ {

@@ -49,7 +49,7 @@ func TestWanted(t *testing.T) {
 		{"pybox-sandbox-init", none, false},
 		{"pybox run -c 1", env("PYBOX_EARLY_INIT", "0"), false},
 		{"pybox run -c 1", env("PYBOX_EARLY_INIT", "1"), true},
-		{"pybox run -c 1", env("PYBOX_INIT", "self"), false},
+		{"pybox run -c 1", env("PYBOX_INIT", "self"), true},
 	} {
 		if got := Wanted(strings.Fields(tc.args), tc.env); got != tc.want {
 			t.Errorf("Wanted(%q) = %v, want %v", tc.args, got, tc.want)
