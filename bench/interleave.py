@@ -4,9 +4,15 @@ to the first command's. On a noisy machine (a shared VM whose speed drifts
 over minutes) alternating runs compares like with like where hyperfine's
 one-command-after-the-other blocks do not.
 
-    bench/interleave.py [-n RUNS] [--gap SECONDS] [--shuffle] [--any-exit] CMD [CMD ...]
+    bench/interleave.py [-n ROUNDS] [--gap SECONDS] [--shuffle] [--block K] [--any-exit] CMD [CMD ...]
 
 Each CMD is one shell-quoted string, split with shlex (no shell runs it).
+A run right after another command's pays for what that one left the kernel
+to do (a pybox run's network namespace is torn down by kernel threads
+after it exits) and finds colder caches: plain python3 measures 1-2 ms
+slower right after a pybox run. --block K runs each command K times in a
+row per round and keeps the last K-1, so that every kept run follows one
+of its own, as back-to-back runs of one command do.
 --gap sleeps between runs, as a user's occasional runs are spaced: some
 kernel paths are only slow after a pause (on cgroup v1 the first cgroup
 migration after ~50 ms without one waits for an RCU grace period), and
@@ -34,6 +40,10 @@ def main():
     ap.add_argument("--shuffle", action="store_true",
                     help="run the commands in a new random order each round (a command that "
                     "follows another pays for what that one left the kernel to do)")
+    ap.add_argument("--block", type=int, default=1,
+                    help="run each command this many times in a row per round and keep all but the "
+                    "first of them: each kept run then follows a run of the same command, as in "
+                    "a user's back-to-back runs, while rounds still alternate against the VM's drift")
     ap.add_argument("--any-exit", action="store_true",
                     help="accept non-zero exit statuses (commands whose code raises)")
     ap.add_argument("cmds", nargs="+", help="commands; the first is the baseline")
@@ -57,7 +67,10 @@ def main():
             if a.shuffle:
                 random.shuffle(order)
             for i in order:
-                times[i].append(run(cmds[i]))
+                for k in range(a.block):
+                    t = run(cmds[i])
+                    if k > 0 or a.block == 1:
+                        times[i].append(t)
     base = statistics.median(times[0])
     print("| command | median ms | ratio |")
     print("|---|---:|---:|")
