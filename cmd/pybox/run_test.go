@@ -365,3 +365,47 @@ func orphanInits(t *testing.T) []string {
 	}
 	return left
 }
+
+// TestNotRoot: run by an unprivileged user, `pybox run` on the native
+// backend fails with a one-line error that says root is needed, and
+// `pybox doctor` says the same of the userns check.
+func TestNotRoot(t *testing.T) {
+	require.Root(t)
+	dir, err := os.MkdirTemp("", "pybox-notroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	exe := filepath.Join(dir, "pybox")
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	as := func(args ...string) (string, int) {
+		cmd := exec.Command(exe, args...)
+		cmd.Env = []string{"HOME=" + dir, "PATH=/usr/bin:/bin"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	out, code := as("run", "--best-effort", "-c", "print(1)")
+	if code != exitSandbox || !strings.Contains(out, "needs root") || strings.Count(out, "\n") != 1 || strings.Contains(out, "panic") {
+		t.Errorf("pybox run as nobody: exit %d, %q", code, out)
+	}
+	out, _ = as("doctor")
+	if !strings.Contains(out, "userns") || !strings.Contains(out, "run pybox as root") {
+		t.Errorf("pybox doctor as nobody does not say root is needed:\n%s", out)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/pybox-dev/pybox/internal/testing/require"
@@ -175,5 +176,18 @@ func TestMigrations(t *testing.T) {
 	}
 	if c := checkMigrations(filepath.Join(dir, "none")); c.OK || c.Fix == "" {
 		t.Errorf("no mountinfo: %+v", c)
+	}
+}
+
+// TestMapDenied: a failed init start whose namespaces work names the id
+// map and root when that is the cause.
+func TestMapDenied(t *testing.T) {
+	d, fix := mapDenied(syscall.EPERM, 65534)
+	if !strings.Contains(d, "1000000000") || !strings.Contains(fix, "root") {
+		t.Errorf("as nobody: %q / %q", d, fix)
+	}
+	d, fix = mapDenied(syscall.ENOENT, 0)
+	if strings.Contains(d, "mapping") || fix == "" || !strings.Contains(d, "no such file") {
+		t.Errorf("as root, ENOENT: %q / %q", d, fix)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pybox-dev/pybox/internal/spawn"
 )
 
 // nsFlags are the namespaces the native backend creates.
@@ -49,8 +51,14 @@ func checkUserNS() Item {
 	}
 	err := startInNS(all)
 	if err == nil {
+		// The namespaces work; now as a sandbox's init really starts:
+		// the same clone flags and id maps (spawn.Start).
+		if serr := startLikeInit(); serr != nil {
+			c.Detail, c.Fix = mapDenied(serr, os.Geteuid())
+			return c
+		}
 		c.OK = true
-		c.Detail = "created " + strings.Join(names, ", ") + " namespaces with a uid/gid map"
+		c.Detail = "created " + strings.Join(names, ", ") + " namespaces with the sandbox's uid/gid map"
 		return c
 	}
 	c.Detail = "cannot create namespaces: " + oneLine(err)
@@ -68,6 +76,33 @@ func checkUserNS() Item {
 	}
 	c.Fix = userNSFix(err)
 	return c
+}
+
+// startLikeInit starts /bin/true as the native backend starts a sandbox's
+// init, and waits for it.
+func startLikeInit() error {
+	in, err := spawn.Start(spawn.Options{Path: "/bin/true", RunnerIn: -1, CgroupFD: -1})
+	if err != nil {
+		return err
+	}
+	in.Close()
+	var ws syscall.WaitStatus
+	_, err = syscall.Wait4(in.Pid, &ws, 0, nil)
+	return err
+}
+
+// mapDenied explains a failed start of an init when namespaces alone work:
+// the sandbox's id map (its root and uid 1000 onto unused host ids) needs
+// CAP_SETUID and CAP_SETGID over the host's user namespace, that is root.
+func mapDenied(err error, euid int) (detail, fix string) {
+	detail = fmt.Sprintf("namespaces work, but a sandbox's init cannot start: %s", oneLine(err))
+	fix = "the error says why; `PYBOX_TRACE=1 pybox run -c 1` shows a real run's start"
+	if euid != 0 || errors.Is(err, syscall.EPERM) {
+		detail = fmt.Sprintf("namespaces work, but mapping the sandbox's uids (0 and %d onto host uids %d and %d) is not permitted: %s",
+			spawn.SandboxUID, spawn.HostUIDBase, spawn.HostUIDBase+spawn.SandboxUID, oneLine(err))
+		fix = "run pybox as root (the map needs CAP_SETUID and CAP_SETGID on the host), or use --backend wasm"
+	}
+	return detail, fix
 }
 
 func userNSFix(err error) string {

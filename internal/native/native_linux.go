@@ -385,6 +385,9 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 			}
 		}
 		if in, err = spawn.Start(o); err != nil {
+			if errors.Is(err, syscall.EPERM) && os.Geteuid() != 0 {
+				return sb, fmt.Errorf("start sandbox init: %w (the sandbox's uid map needs root: run pybox as root, or use the wasm backend; see `pybox doctor`)", err)
+			}
 			return sb, fmt.Errorf("start sandbox init: %w", err)
 		}
 		if in.Path != o.Path {
