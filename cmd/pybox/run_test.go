@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -408,4 +409,54 @@ func TestNotRoot(t *testing.T) {
 	if !strings.Contains(out, "userns") || !strings.Contains(out, "run pybox as root") {
 		t.Errorf("pybox doctor as nobody does not say root is needed:\n%s", out)
 	}
+}
+
+// TestSignalCancelsRun: SIGINT or SIGTERM during `pybox run` kills the run
+// (exit 137, status killed with --json), leaves no sandbox init behind,
+// and a second signal is not needed.
+func TestSignalCancelsRun(t *testing.T) {
+	needBackend(t)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		cmd := exec.Command(bin, "run", "--json", "--stream", "-c", "import time\nprint('started', flush=True)\ntime.sleep(30)")
+		var out strings.Builder
+		cmd.Stdout = &out
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4096)
+		var seen string
+		for !strings.Contains(seen, "started") {
+			n, err := stderr.Read(buf)
+			if err != nil {
+				t.Fatalf("%v: the code never started: %q", sig, seen)
+			}
+			seen += string(buf[:n])
+		}
+		cmd.Process.Signal(sig)
+		go io.Copy(io.Discard, stderr)
+		err = cmd.Wait()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != exitKilled {
+			t.Errorf("%v: exit %v, want %d", sig, err, exitKilled)
+		}
+		if time.Since(start) > 20*time.Second {
+			t.Errorf("%v: pybox took %v to end", sig, time.Since(start))
+		}
+		var res pybox.Result
+		if err := json.Unmarshal([]byte(out.String()), &res); err != nil || res.Status != pybox.StatusKilled {
+			t.Errorf("%v: result %q (%v), want status killed", sig, out.String(), err)
+		}
+	}
+	for range 50 {
+		if len(orphanInits(t)) == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("sandbox inits left without their pybox: %q", orphanInits(t))
 }
