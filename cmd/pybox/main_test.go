@@ -26,10 +26,11 @@ func TestMain(m *testing.M) {
 	bin = filepath.Join(dir, "pybox")
 	// With the embedded init's stamp when this test binary has it (make
 	// test), so that the binary runs its sandboxes as a make-built one.
-	build := exec.Command("go", "build", "-o", bin, ".")
+	args := []string{"build", "-o", bin}
 	if stamp.Value != "" {
-		build.Args = append(build.Args[:2], "-ldflags", "-X github.com/pybox-dev/pybox/internal/initbin/stamp.Value="+stamp.Value, "-o", bin, ".")
+		args = append(args, "-ldflags", "-X github.com/pybox-dev/pybox/internal/initbin/stamp.Value="+stamp.Value)
 	}
+	build := exec.Command("go", append(args, ".")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "go build:", err)

@@ -5,7 +5,15 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+
+	"github.com/pybox-dev/pybox/internal/cgroup/prime"
 )
+
+// Mount is a cgroup or cgroup2 mount, from mountinfo.
+type Mount = prime.Mount
+
+// Mounts returns the cgroup and cgroup2 mounts in mountinfo's text.
+func Mounts(mountinfo []byte) []Mount { return prime.Mounts(string(mountinfo)) }
 
 // ErrUnsupported is returned on platforms without cgroups.
 var ErrUnsupported = errors.New("cgroup: not supported on this platform")

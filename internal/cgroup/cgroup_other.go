@@ -49,12 +49,3 @@ func (g *Group) PidsCurrent() (int64, error) { return 0, ErrUnsupported }
 
 // ProcsFiles returns ErrUnsupported.
 func (g *Group) ProcsFiles() ([]int, error) { return nil, ErrUnsupported }
-
-// Mount is a cgroup or cgroup2 mount, from mountinfo.
-type Mount struct {
-	Point, FSType string
-	Options       []string
-}
-
-// Mounts returns nil: there are no cgroups on this platform.
-func Mounts(mountinfo []byte) []Mount { return nil }

@@ -1,8 +1,6 @@
 package cgroup
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -54,76 +52,6 @@ type plan struct {
 	chain  []string
 }
 
-type mount struct {
-	point, root string
-	fstype      string
-	opts        []string // mount options + super options
-}
-
-// Mount is a cgroup or cgroup2 mount, from mountinfo.
-type Mount struct {
-	Point, FSType string
-	// Options are the mount's options and its super block's.
-	Options []string
-}
-
-// Mounts returns the cgroup and cgroup2 mounts in mountinfo's text.
-func Mounts(mountinfo []byte) []Mount {
-	var out []Mount
-	for _, m := range parseMountinfo(mountinfo) {
-		out = append(out, Mount{Point: m.point, FSType: m.fstype, Options: m.opts})
-	}
-	return out
-}
-
-// parseMountinfo returns the cgroup and cgroup2 mounts in /proc/self/mountinfo.
-func parseMountinfo(data []byte) []mount {
-	var ms []mount
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		// id parent maj:min root point opts [optional...] - fstype source superopts
-		sep := -1
-		for i, x := range f {
-			if x == "-" && i >= 6 {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || len(f) < sep+4 {
-			continue
-		}
-		fstype := f[sep+1]
-		if fstype != "cgroup" && fstype != "cgroup2" {
-			continue
-		}
-		opts := append(strings.Split(f[5], ","), strings.Split(f[sep+3], ",")...)
-		ms = append(ms, mount{point: unescape(f[4]), root: unescape(f[3]), fstype: fstype, opts: opts})
-	}
-	return ms
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for space and so on).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			o := s[i+1 : i+4]
-			if o[0] >= '0' && o[0] <= '3' && o[1] >= '0' && o[1] <= '7' && o[2] >= '0' && o[2] <= '7' {
-				b.WriteByte((o[0]-'0')<<6 | (o[1]-'0')<<3 | (o[2] - '0'))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // parseSelfCgroup maps each v1 controller (and "" for v2) to this
 // process's cgroup path, from /proc/self/cgroup.
 func parseSelfCgroup(data []byte) map[string]string {
@@ -144,18 +72,18 @@ func parseSelfCgroup(data []byte) map[string]string {
 	return own
 }
 
-// inMount converts a cgroup path to a directory under mount m. A path
-// outside m's root (a bind mount of another subtree) maps to m's top.
-func inMount(h hostPaths, m mount, cgpath string) string {
-	m.point = h.prefix + m.point
-	if d, ok := prime.MountDir(m.root, m.point, cgpath); ok {
+// inMount converts a cgroup path to a directory under Mount m. A path
+// outside m's root (a bind Mount of another subtree) maps to m's top.
+func inMount(h hostPaths, m Mount, cgpath string) string {
+	m.Point = h.prefix + m.Point
+	if d, ok := prime.MountDir(m.Root, m.Point, cgpath); ok {
 		return filepath.Clean(d)
 	}
-	return filepath.Clean(m.point)
+	return filepath.Clean(m.Point)
 }
 
-func hasOpt(m mount, o string) bool {
-	for _, x := range m.opts {
+func hasOpt(m Mount, o string) bool {
+	for _, x := range m.Options {
 		if x == o {
 			return true
 		}
@@ -176,17 +104,17 @@ func detect(h hostPaths) (*plan, error) {
 	if e := h.envParent; e != "" && (!filepath.IsAbs(e) || filepath.Clean(e) != e || e == "/") {
 		return nil, fmt.Errorf("cgroup: PYBOX_CGROUP_PARENT=%q must be a clean absolute cgroup path other than /, like /pybox", e)
 	}
-	mounts := parseMountinfo(mi)
+	mounts := Mounts(mi)
 	own := parseSelfCgroup(sc)
 	p := &plan{}
 	if sw, err := h.read("/proc/swaps"); err == nil {
 		p.swapOn = len(strings.Split(strings.TrimSpace(string(sw)), "\n")) > 1
 	}
 
-	v1 := map[string]mount{} // controller -> first mount
-	var v2 *mount
+	v1 := map[string]Mount{} // controller -> first Mount
+	var v2 *Mount
 	for i, m := range mounts {
-		if m.fstype == "cgroup2" {
+		if m.FSType == "cgroup2" {
 			if v2 == nil {
 				v2 = &mounts[i]
 			}
@@ -200,7 +128,7 @@ func detect(h hostPaths) (*plan, error) {
 	}
 	var v2ctrls []string
 	if v2 != nil {
-		b, _ := h.read(filepath.Join(v2.point, "cgroup.controllers"))
+		b, _ := h.read(filepath.Join(v2.Point, "cgroup.controllers"))
 		v2ctrls = strings.Fields(string(b))
 	}
 	switch {
@@ -211,7 +139,7 @@ func detect(h hostPaths) (*plan, error) {
 	case v2 != nil:
 		p.info.Mode = "v2"
 	default:
-		return nil, errors.New("cgroup: no cgroup filesystem is mounted: mount cgroup2 at /sys/fs/cgroup")
+		return nil, errors.New("cgroup: no cgroup filesystem is mounted: Mount cgroup2 at /sys/fs/cgroup")
 	}
 	// Use v2 when it has memory (the controller that cannot be split), else
 	// v1 when it has it, else whichever exists, reporting what is missing.
@@ -241,7 +169,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func detectV1(h hostPaths, p *plan, v1 map[string]mount, own map[string]string) {
+func detectV1(h hostPaths, p *plan, v1 map[string]Mount, own map[string]string) {
 	p.info.Version = "v1"
 	p.v1dir = map[string]string{}
 	seen := map[string]bool{}
@@ -251,30 +179,30 @@ func detectV1(h hostPaths, p *plan, v1 map[string]mount, own map[string]string) 
 		if !ok {
 			if c == "cpuacct" {
 				p.info.Problems = append(p.info.Problems,
-					"cgroup v1 controller cpuacct is not mounted, so CPU time is not reported: mount -t cgroup -o cpuacct cgroup /sys/fs/cgroup/cpuacct")
+					"cgroup v1 controller cpuacct is not mounted, so CPU time is not reported: Mount -t cgroup -o cpuacct cgroup /sys/fs/cgroup/cpuacct")
 				continue
 			}
 			p.missing = append(p.missing, c)
 			p.info.Problems = append(p.info.Problems, fmt.Sprintf(
-				"cgroup v1 controller %s is not mounted: mkdir -p /sys/fs/cgroup/%[1]s && mount -t cgroup -o %[1]s cgroup /sys/fs/cgroup/%[1]s (or boot without cgroup_disable=%[1]s)", c))
+				"cgroup v1 controller %s is not mounted: mkdir -p /sys/fs/cgroup/%[1]s && Mount -t cgroup -o %[1]s cgroup /sys/fs/cgroup/%[1]s (or boot without cgroup_disable=%[1]s)", c))
 			continue
 		}
 		p.info.Controllers = append(p.info.Controllers, c)
 		var dir string
 		if h.envParent != "" {
-			dir = filepath.Join(h.prefix+m.point, h.envParent)
+			dir = filepath.Join(h.prefix+m.Point, h.envParent)
 		} else {
 			dir = filepath.Join(inMount(h, m, own[c]), "pybox")
 		}
 		p.v1dir[c] = dir
-		if !seen[m.point] {
-			seen[m.point] = true
+		if !seen[m.Point] {
+			seen[m.Point] = true
 			p.v1hier = append(p.v1hier, dir)
 			parents = append(parents, c+"="+dir)
 			if hasOpt(m, "ro") {
 				p.info.Problems = append(p.info.Problems, fmt.Sprintf(
-					"cgroup v1 hierarchy %s is mounted read-only: remount it read-write (in a container: give it a writable cgroup mount)", m.point))
-				p.fatal = "cgroup v1 hierarchy " + m.point + " is mounted read-only"
+					"cgroup v1 hierarchy %s is mounted read-only: remount it read-write (in a container: give it a writable cgroup Mount)", m.Point))
+				p.fatal = "cgroup v1 hierarchy " + m.Point + " is mounted read-only"
 			}
 		}
 	}
@@ -290,7 +218,7 @@ func detectV1(h hostPaths, p *plan, v1 map[string]mount, own map[string]string) 
 	}
 }
 
-func detectV2(h hostPaths, p *plan, m mount, avail []string, ownPath string) {
+func detectV2(h hostPaths, p *plan, m Mount, avail []string, ownPath string) {
 	p.info.Version = "v2"
 	for _, c := range []string{"memory", "pids", "cpu", "cpuset", "io", "hugetlb"} {
 		if contains(avail, c) {
@@ -301,18 +229,18 @@ func detectV2(h hostPaths, p *plan, m mount, avail []string, ownPath string) {
 		if !contains(avail, c) {
 			p.missing = append(p.missing, c)
 			p.info.Problems = append(p.info.Problems, fmt.Sprintf(
-				"cgroup v2 controller %s is not available at %s: boot without cgroup_disable=%[1]s and, on a hybrid host, without systemd.unified_cgroup_hierarchy=0", c, m.point))
+				"cgroup v2 controller %s is not available at %s: boot without cgroup_disable=%[1]s and, on a hybrid host, without systemd.unified_cgroup_hierarchy=0", c, m.Point))
 		}
 	}
 	if hasOpt(m, "ro") {
-		p.fatal = "cgroup2 at " + m.point + " is mounted read-only"
-		p.info.Problems = append(p.info.Problems, p.fatal+": remount it read-write (in a container: run with a writable cgroup mount, e.g. --cgroupns=private with rw /sys/fs/cgroup)")
+		p.fatal = "cgroup2 at " + m.Point + " is mounted read-only"
+		p.info.Problems = append(p.info.Problems, p.fatal+": remount it read-write (in a container: run with a writable cgroup Mount, e.g. --cgroupns=private with rw /sys/fs/cgroup)")
 		return
 	}
-	top := h.prefix + m.point
+	top := h.prefix + m.Point
 	// The true root has no cgroup.type and no internal-process rule; the
 	// top of a cgroup namespace in a container is not the true root.
-	rootIsReal := !h.exists(filepath.Join(m.point, "cgroup.type"))
+	rootIsReal := !h.exists(filepath.Join(m.Point, "cgroup.type"))
 	ownDir := inMount(h, m, ownPath)
 	chainTo := func(dir string) []string {
 		var c []string

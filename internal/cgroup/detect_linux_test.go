@@ -20,9 +20,9 @@ func TestDetectHost(t *testing.T) {
 }
 
 func TestParseMountinfoEscapes(t *testing.T) {
-	ms := parseMountinfo([]byte("41 31 0:38 / /sys/fs/cgroup/a\\040b rw,relatime - cgroup2 cgroup2 rw\n" +
+	ms := Mounts([]byte("41 31 0:38 / /sys/fs/cgroup/a\\040b rw,relatime - cgroup2 cgroup2 rw\n" +
 		"99 1 0:1 / /proc rw - proc proc rw\n"))
-	if len(ms) != 1 || ms[0].point != "/sys/fs/cgroup/a b" || ms[0].fstype != "cgroup2" {
+	if len(ms) != 1 || ms[0].Point != "/sys/fs/cgroup/a b" || ms[0].FSType != "cgroup2" {
 		t.Fatalf("got %+v", ms)
 	}
 }

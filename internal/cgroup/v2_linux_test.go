@@ -24,9 +24,9 @@ func v2Plan(t *testing.T) *plan {
 		t.Fatal(err)
 	}
 	var top string
-	for _, m := range parseMountinfo(mi) {
-		if m.fstype == "cgroup2" && m.root == "/" {
-			top = m.point
+	for _, m := range Mounts(mi) {
+		if m.FSType == "cgroup2" && m.Root == "/" {
+			top = m.Point
 			break
 		}
 	}

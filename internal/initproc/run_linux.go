@@ -109,20 +109,22 @@ func run() {
 	s := &state{ctrl: ctrl}
 	// What needs no config is done before reading it: an init that pybox
 	// run started early (internal/spawn/early) waits for it, often ~1 ms.
-	var preTimes []string
-	for _, st := range preConfig {
+	preTimes := make([]time.Duration, len(preConfig))
+	for i, st := range preConfig {
 		t0 := time.Now()
 		if err := st.fn(s); err != nil {
 			fail(ctrl, st.name, err)
 		}
-		preTimes = append(preTimes, fmt.Sprintf("%s=%d", st.name, time.Since(t0).Microseconds()))
+		preTimes[i] = time.Since(t0)
 	}
 	waitAt := MonoNow()
 	if err := ReadFrame(ctrl, maxConfig, &s.cfg); err != nil {
 		fail(ctrl, "config", err)
 	}
 	if s.cfg.Trace {
-		s.ready.Steps = append(s.ready.Steps, preTimes...)
+		for i, st := range preConfig {
+			s.ready.Steps = append(s.ready.Steps, fmt.Sprintf("%s=%d", st.name, preTimes[i].Microseconds()))
+		}
 		s.ready.Steps = append(s.ready.Steps, fmt.Sprintf("config-wait-at=%d config-read-at=%d", waitAt/1e3, MonoNow()/1e3))
 	}
 	for _, st := range steps {

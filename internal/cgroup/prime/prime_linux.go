@@ -100,23 +100,14 @@ func readFile(name string) (string, error) {
 // root within the hierarchy and its mount point.
 func v1Mount(mountinfo string) (ctrl, root, point string, ok bool) {
 	best := 3
-	for _, line := range split(mountinfo, '\n') {
-		// id parent maj:min root point opts [optional...] - fstype source superopts
-		f := split(line, ' ')
-		sep := -1
-		for i := 6; i < len(f); i++ {
-			if f[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || sep+3 >= len(f) || f[sep+1] != "cgroup" {
+	for _, m := range Mounts(mountinfo) {
+		if m.FSType != "cgroup" {
 			continue
 		}
-		for _, o := range split(f[sep+3], ',') {
+		for _, o := range m.Options {
 			for rank, c := range []string{"pids", "memory", "cpu"} {
 				if o == c && rank < best {
-					best, ctrl, root, point, ok = rank, c, unescape(f[3]), unescape(f[4]), true
+					best, ctrl, root, point, ok = rank, c, m.Root, m.Point, true
 				}
 			}
 		}
@@ -158,47 +149,6 @@ func MountDir(root, point, path string) (string, bool) {
 		path = ""
 	}
 	return point + path, true
-}
-
-func split(s string, sep byte) []string { return splitN(s, sep, -1) }
-
-func splitN(s string, sep byte, n int) []string {
-	var out []string
-	for len(s) > 0 && n != 1 {
-		i := 0
-		for i < len(s) && s[i] != sep {
-			i++
-		}
-		if i > 0 || sep != ' ' {
-			out = append(out, s[:i])
-		}
-		if i == len(s) {
-			return out
-		}
-		s = s[i+1:]
-		n--
-	}
-	if len(s) > 0 {
-		out = append(out, s)
-	}
-	return out
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for space and so on).
-func unescape(s string) string {
-	var b []byte
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			o := s[i+1 : i+4]
-			if o[0] >= '0' && o[0] <= '3' && o[1] >= '0' && o[1] <= '7' && o[2] >= '0' && o[2] <= '7' {
-				b = append(b, (o[0]-'0')<<6|(o[1]-'0')<<3|(o[2]-'0'))
-				i += 3
-				continue
-			}
-		}
-		b = append(b, s[i])
-	}
-	return string(b)
 }
 
 func itoa(v int) string {
