@@ -324,6 +324,79 @@ func TestEarlyInit(t *testing.T) {
 	}
 }
 
+// TestEarlyInitLayout: an early init builds the sandbox's root while its
+// config is on its way (initproc's speculate); a run whose config has
+// another layout (a user mount, here under /tmp, which the root built
+// ahead covers; another disk size) gets its root rebuilt from the config.
+// The code comes on stdin, 300 ms late: pybox sends no config before it
+// has the request, so the init has built the whole root ahead by then.
+func TestEarlyInitLayout(t *testing.T) {
+	needBackend(t)
+	var st syscall.Statfs_t
+	v2only := syscall.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == 0x63677270
+	// Under /tmp, and reachable by the init's unprivileged host uid
+	// (t.TempDir's parent is 0700).
+	data := t.TempDir()
+	if err := os.Chmod(filepath.Dir(data), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "f"), []byte("from the host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const code = "import os\nv = os.statvfs('/work')\n" +
+		"print(v.f_blocks * v.f_frsize, open('/data/f').read() if os.path.exists('/data') else '-')\n"
+	for _, tc := range []struct {
+		args    []string
+		want    string
+		outcome string
+	}{
+		{nil, "67108864 -\n", "kept"},
+		{[]string{"--mount", data + ":/data:ro"}, "67108864 from the host\n", "undone"},
+		{[]string{"--disk", "100MiB"}, "104857600 -\n", "undone"},
+	} {
+		cmd := exec.Command(bin, append(append([]string{"run"}, tc.args...), "-")...)
+		cmd.Env = append(os.Environ(), "PYBOX_TRACE=1")
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var errb strings.Builder
+		cmd.Stderr = &errb
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			_, _ = io.WriteString(stdin, code)
+			stdin.Close()
+		}()
+		out, err := cmd.Output()
+		if err != nil || string(out) != tc.want {
+			t.Errorf("%q: %q, %v, want %q (stderr %q)", tc.args, out, err, tc.want, errb.String())
+			continue
+		}
+		if !v2only && !strings.Contains(errb.String(), " layout="+tc.outcome+" ") {
+			t.Errorf("%q: the trace does not say layout=%s:\n%s", tc.args, tc.outcome, errb.String())
+		}
+	}
+}
+
+// TestMountUnreachable: a mount source below a directory only root may
+// search is out of the sandbox init's reach (an unprivileged host uid): a
+// clear input error with the fix, with and without an early init.
+func TestMountUnreachable(t *testing.T) {
+	needBackend(t)
+	data := t.TempDir() // its parent is 0700
+	for _, env := range []string{"PYBOX_EARLY_INIT=1", "PYBOX_EARLY_INIT=0"} {
+		cmd := exec.Command(bin, "run", "--mount", data+":/data", "-c", "print(1)")
+		cmd.Env = append(os.Environ(), env)
+		var errb strings.Builder
+		cmd.Stderr = &errb
+		out, err := cmd.Output()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != exitUsage || len(out) != 0 || !strings.Contains(errb.String(), "chmod o+x") {
+			t.Errorf("%s: %v, stdout %q, stderr %q", env, err, out, errb.String())
+		}
+	}
+}
+
 // TestEarlyInitUnused: an early init that pybox does not use (the request
 // is refused) does not outlive pybox.
 func TestEarlyInitUnused(t *testing.T) {

@@ -46,18 +46,13 @@ type Config struct {
 	Argv []string `json:"argv"`
 	// Env is the interpreter's full environment.
 	Env []string `json:"env"`
-	// Binds are host paths mounted at the same path (read-only), e.g. /usr.
-	Binds []string `json:"binds"`
-	// Symlinks are created in the new root (e.g. lib -> usr/lib).
-	Symlinks map[string]string `json:"symlinks"`
-	// EtcFiles are host files under /etc bound read-only when present.
-	EtcFiles []string `json:"etc_files"`
+	// Layout is the root's runtime binds, symlinks, /etc files and
+	// tmpfs size (its JSON fields are Config's own).
+	Layout
 	// Mounts are the user's mounts.
 	Mounts []api.Mount `json:"mounts,omitempty"`
 	// Files are input files written into /work.
 	Files []api.File `json:"files,omitempty"`
-	// DiskBytes caps each writable tmpfs.
-	DiskBytes int64 `json:"disk_bytes"`
 	// CollectFiles asks init to send back what the code left in /work,
 	// at most FilesLimit bytes in all.
 	CollectFiles bool  `json:"collect_files,omitempty"`

@@ -20,6 +20,7 @@ import (
 	"github.com/pybox-dev/pybox/internal/guest"
 	"github.com/pybox-dev/pybox/internal/landlock"
 	"github.com/pybox-dev/pybox/internal/seccomp/load"
+	"github.com/pybox-dev/pybox/internal/spawn"
 )
 
 // newRoot is where the sandbox's root tmpfs is assembled before pivot_root.
@@ -50,7 +51,8 @@ type step struct {
 // preConfig are the steps that need no config, run before it is read;
 // they change nothing the later steps' order depends on (mount-root, which
 // needs none either, must come after open-mounts: it mounts over /tmp,
-// where a user's mount source may be).
+// where a user's mount source may be; speculate runs it ahead and undoes
+// it when there are user mounts).
 var preConfig = []step{
 	{"mount-private", mountPrivate},
 	{"hostname", setHostname},
@@ -118,16 +120,27 @@ func run() {
 		preTimes[i] = time.Since(t0)
 	}
 	waitAt := MonoNow()
-	if err := ReadFrame(ctrl, maxConfig, &s.cfg); err != nil {
-		fail(ctrl, "config", err)
+	ahead := speculate(s)
+	if !ahead.read {
+		if err := ReadFrame(ctrl, maxConfig, &s.cfg); err != nil {
+			fail(ctrl, "config", err)
+		}
+		ahead.readAt = MonoNow()
 	}
 	if s.cfg.Trace {
 		for i, st := range preConfig {
 			s.ready.Steps = append(s.ready.Steps, fmt.Sprintf("%s=%d", st.name, preTimes[i].Microseconds()))
 		}
-		s.ready.Steps = append(s.ready.Steps, fmt.Sprintf("config-wait-at=%d config-read-at=%d", waitAt/1e3, MonoNow()/1e3))
+		s.ready.Steps = append(s.ready.Steps, fmt.Sprintf("config-wait-at=%d config-read-at=%d", waitAt/1e3, ahead.readAt/1e3))
+		if ahead.outcome != "" {
+			s.ready.Steps = append(s.ready.Steps, "layout="+ahead.outcome)
+			s.ready.Steps = append(s.ready.Steps, ahead.steps...)
+		}
 	}
 	for _, st := range steps {
+		if ahead.done[st.name] {
+			continue
+		}
 		t0 := time.Now()
 		if err := st.fn(s); err != nil {
 			fail(ctrl, st.name, err)
@@ -150,6 +163,102 @@ func run() {
 	os.Exit(0)
 }
 
+// layoutSteps are the steps that depend on nothing in the config but its
+// Layout: an init whose config has not arrived yet runs them ahead
+// (speculate).
+var layoutSteps = map[string]bool{
+	"mount-root": true, "mount-runtime": true, "mount-etc": true,
+	"mount-dev": true, "mount-proc": true, "mount-work": true,
+}
+
+// ahead is what speculate did.
+type ahead struct {
+	// done are the layout steps run ahead on a layout the config turned
+	// out to have: run does not run them again.
+	done map[string]bool
+	// read: speculate read the config (into state.cfg).
+	read bool
+	// readAt is when the config was read (CLOCK_MONOTONIC, ns).
+	readAt int64
+	// outcome is "kept" (the config matched), "undone" (it did not, or
+	// a step failed: the root was detached and is built again from the
+	// config) or "" (nothing was run ahead: the config was there).
+	outcome string
+	// steps are "ahead:name=µs" per step run ahead, for the trace.
+	steps []string
+}
+
+// speculate builds the sandbox's root while the config is on its way. An
+// init that pybox run started early (internal/spawn/early) waits for its
+// config for about 1 ms; the root's mounts, which take 1-2 ms, depend only
+// on the layout, which this host's (HostLayout, default disk size) almost
+// always is. Before each step it looks for the config; once it is there
+// and has the same layout and no user mounts, the steps done are kept and
+// the rest run in order. Otherwise (a user mount, whose source may be
+// below /tmp, which the root covers; --disk; an interpreter outside /usr;
+// a step that failed) the root is detached, which undoes all of it, and
+// run builds it from the config as usual, opening the user's mount
+// sources first.
+func speculate(s *state) (a ahead) {
+	if configWaiting() {
+		return a
+	}
+	want := HostLayout(api.DefaultDisk)
+	a.done = map[string]bool{}
+	var err error
+	for _, st := range steps {
+		if !layoutSteps[st.name] {
+			continue
+		}
+		if configWaiting() {
+			break
+		}
+		s.cfg.Layout = want
+		t0 := time.Now()
+		if err = st.fn(s); err != nil {
+			break
+		}
+		a.done[st.name] = true
+		a.steps = append(a.steps, fmt.Sprintf("ahead:%s=%d", st.name, time.Since(t0).Microseconds()))
+	}
+	if err == nil {
+		s.cfg = Config{}
+		if err := ReadFrame(s.ctrl, maxConfig, &s.cfg); err != nil {
+			fail(s.ctrl, "config", err)
+		}
+		a.read, a.readAt = true, MonoNow()
+	}
+	if err == nil && s.cfg.Layout.Equal(want) && len(s.cfg.Mounts) == 0 {
+		if len(a.done) > 0 {
+			a.outcome = "kept"
+		}
+		return a
+	}
+	a.outcome, a.done = "undone", nil
+	if err := unix.Unmount(newRoot, unix.MNT_DETACH); err != nil && err != unix.EINVAL {
+		fail(s.ctrl, "undo-layout", err)
+	}
+	if !a.read {
+		// A step failed: run reads the config and builds the root
+		// again, reporting the failure if it happens again.
+		s.cfg = Config{}
+	}
+	return a
+}
+
+// configWaiting reports whether the config (or anything) can be read from
+// the control socket without blocking.
+func configWaiting() bool {
+	fds := []unix.PollFd{{Fd: FDControl, Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return err != nil || n > 0
+	}
+}
+
 func fail(ctrl *os.File, stepName string, err error) {
 	_ = WriteFrame(ctrl, &Message{Type: "error", Step: stepName, Error: err.Error()})
 	os.Exit(255)
@@ -158,6 +267,14 @@ func fail(ctrl *os.File, stepName string, err error) {
 func openUserMounts(s *state) error {
 	for _, m := range s.cfg.Mounts {
 		fd, err := unix.Open(m.Host, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err == unix.EACCES {
+			// Init is an unprivileged uid on the host (spawn's id map):
+			// a source below a directory only root may search (/root, a
+			// 0700 temporary directory) is out of its reach. A bind of a
+			// descriptor pybox opened would not do: the kernel binds
+			// only mounts of the caller's own mount namespace.
+			return fmt.Errorf("mount source %s: %w: the sandbox's init runs as an unprivileged host uid (%d) and cannot reach it; every directory above it must be searchable by others (chmod o+x), or mount a copy from elsewhere", m.Host, err, spawn.HostUIDBase)
+		}
 		if err != nil {
 			return fmt.Errorf("mount source %s: %w", m.Host, err)
 		}

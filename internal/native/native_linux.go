@@ -35,16 +35,6 @@ const HostUIDBase = spawn.HostUIDBase
 
 var namespaces = []string{"user", "pid", "mount", "network", "ipc", "uts", "cgroup"}
 
-// etcFiles are host files and directories under /etc the runtime may need;
-// those present are bound read-only. passwd, group, hosts and friends are
-// generated instead.
-var etcFiles = []string{
-	"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
-	"/etc/alternatives", "/etc/fonts", "/etc/matplotlibrc", "/etc/mime.types",
-	"/etc/python3", "/etc/python3.11", "/etc/python3.12", "/etc/python3.13",
-	"/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/timezone",
-}
-
 type nativeBackend struct {
 	// fsMu guards the fork-server state.
 	fsMu       sync.Mutex
@@ -89,30 +79,14 @@ func warmUp() {
 
 func newBackend() (backend.Backend, error) {
 	warmUp()
-	b := &nativeBackend{binds: []string{"/usr"}, symlinks: map[string]string{},
+	b := &nativeBackend{
 		servers: map[string]*forkServer{}, starting: map[string]bool{}, fsFailed: map[string]time.Time{},
 		pool: map[string][]pooled{}, filling: map[string]bool{},
 		preload: preloadDefault}
-	// Usr-merged distributions have /bin -> usr/bin and friends: recreate
-	// the links; otherwise bind the directories.
-	for _, d := range []string{"bin", "sbin", "lib", "lib32", "lib64", "libx32"} {
-		p := "/" + d
-		fi, err := os.Lstat(p)
-		switch {
-		case err != nil:
-		case fi.Mode()&os.ModeSymlink != 0:
-			if t, err := os.Readlink(p); err == nil {
-				b.symlinks[d] = t
-			}
-		case fi.IsDir():
-			b.binds = append(b.binds, p)
-		}
-	}
-	for _, f := range etcFiles {
-		if _, err := os.Stat(f); err == nil {
-			b.etc = append(b.etc, f)
-		}
-	}
+	// The host's runtime directories and /etc files, which every
+	// sandbox's root binds.
+	l := initproc.HostLayout(0)
+	b.binds, b.symlinks, b.etc = l.Binds, l.Symlinks, l.EtcFiles
 	b.cg, b.cgErr = cgroup.Detect()
 	if b.cgErr == nil {
 		// Groups left by a pybox that crashed mid-run.
@@ -865,6 +839,10 @@ func settle(req *api.Request, res *api.Result, in outcome) error {
 	case in.cancelled:
 		res.Status = api.StatusKilled
 		res.Error = "cancelled"
+	case in.setupErr != nil && in.setupErr.Step == "open-mounts":
+		// A mount source the sandbox's init cannot open (config
+		// checked that it exists): the request's fault, not pybox's.
+		return &api.InputError{Field: "mounts", Msg: in.setupErr.Err}
 	case in.setupErr != nil:
 		return in.setupErr
 	case in.ready == nil:
@@ -931,12 +909,9 @@ func (b *nativeBackend) config(req *api.Request) (*initproc.Config, error) {
 		Argv:         argv,
 		RunnerCode:   code,
 		Env:          env,
-		Binds:        binds,
-		Symlinks:     b.symlinks,
-		EtcFiles:     b.etc,
+		Layout:       initproc.Layout{Binds: binds, Symlinks: b.symlinks, EtcFiles: b.etc, DiskBytes: int64(req.Disk)},
 		Mounts:       req.Mounts,
 		Files:        req.Files,
-		DiskBytes:    int64(req.Disk),
 		CollectFiles: req.CollectFiles,
 		FilesLimit:   int64(req.FilesLimit),
 		BestEffort:   req.BestEffort,
