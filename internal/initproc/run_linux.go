@@ -54,6 +54,7 @@ type step struct {
 // where a user's mount source may be; speculate runs it ahead and undoes
 // it when there are user mounts).
 var preConfig = []step{
+	{"unshare", unshareRest},
 	{"mount-private", mountPrivate},
 	{"hostname", setHostname},
 	{"loopback", loopbackUp},
@@ -282,6 +283,11 @@ func openUserMounts(s *state) error {
 	}
 	return nil
 }
+
+// unshareRest makes the namespaces the init was not cloned in
+// (spawn.InitUnshares: network, ipc, uts). Nothing before it talked to
+// anything outside this process.
+func unshareRest(*state) error { return unix.Unshare(spawn.InitUnshares) }
 
 func mountPrivate(*state) error {
 	// Nothing we mount may propagate back to the host.

@@ -84,7 +84,9 @@ func TestStart(t *testing.T) {
 			t.Errorf("fd %d: not close-on-exec (%#x, %v)", fd, fdfl, err)
 		}
 	}
-	for _, ns := range []string{"user", "pid", "mnt", "net", "ipc", "uts", "cgroup"} {
+	// The namespaces it is cloned in (it unshares the rest itself,
+	// InitUnshares: the escape suite's "namespaces" case checks them).
+	for _, ns := range []string{"user", "pid", "mnt", "cgroup"} {
 		ours, _ := os.Readlink("/proc/self/ns/" + ns)
 		theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", in.Pid, ns))
 		if err != nil || ours == theirs {

@@ -36,6 +36,32 @@ if sentinel in out:
 	require.NotContains(t, res.Stdout, sentinelEnv)
 }
 
+// testNamespaces: the code shares no namespace with the host (the init
+// is cloned into some and unshares the others itself: spawn.InitUnshares).
+func testNamespaces(t *testing.T, b *sb) {
+	nss := []string{"user", "pid", "mnt", "net", "ipc", "uts", "cgroup"}
+	res := b.run(t, pybox.Request{Code: `
+import os
+for ns in names:
+    print("NS", ns, os.readlink("/proc/self/ns/" + ns), flush=True)
+`, Globals: globals(t, map[string]any{"names": nss})})
+	wantStatus(t, res, pybox.StatusSuccess)
+	got := lines(res, "NS")
+	if len(got) != len(nss) {
+		t.Fatalf("namespaces: %q", res.Stdout)
+	}
+	for i, ns := range nss {
+		host, err := os.Readlink("/proc/self/ns/" + ns)
+		require.NoError(t, err)
+		if got[i] == ns+" "+host {
+			t.Errorf("ESCAPE: the code is in the host's %s namespace (%s)", ns, host)
+		}
+		if !strings.HasPrefix(got[i], ns+" "+ns+":[") {
+			t.Errorf("namespace %s: %q", ns, got[i])
+		}
+	}
+}
+
 func testFDsDoNotLeak(t *testing.T, b *sb) {
 	// The planted fds really are inherited by a plain child of this process.
 	out, err := exec.Command("/bin/ls", "/proc/self/fd").Output()

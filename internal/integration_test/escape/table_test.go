@@ -94,6 +94,11 @@ var cases = []escapeCase{
 		"gvisor": "as native (the runner moves its path-mode channel fds to >= 100)",
 		"wasm":   na("WASI fds are wazero's own handles (stdio, preopened directories); no host fd can be addressed"),
 	}, testFDsDoNotLeak},
+	{"namespaces", map[string]string{
+		"native": "every namespace the code is in (user, pid, mnt, net, ipc, uts, cgroup) is a new one, none the host's",
+		"gvisor": na("the sentry's /proc/self/ns has user and pid only; the sentry is the boundary, runsc's own namespaces are the host's concern"),
+		"wasm":   na(naNoProc),
+	}, testNamespaces},
 	{"proc-only-sandbox", map[string]string{
 		"native": "/proc shows only the sandbox's processes and mounts; only lo; own hostname",
 		"gvisor": "as native (the sentry's /proc); /sys is the empty tmpfs, not the host's",
