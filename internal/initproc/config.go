@@ -51,6 +51,12 @@ type Config struct {
 	Layout
 	// Mounts are the user's mounts.
 	Mounts []api.Mount `json:"mounts,omitempty"`
+	// MountTrees: the parent sends, right after the config, one byte
+	// carrying a detached copy of each mount's source (open_tree
+	// OPEN_TREE_CLONE, made with the parent's rights), which init moves
+	// into place. Without it (kernels before 5.2) init opens the sources
+	// itself, as an unprivileged host uid.
+	MountTrees bool `json:"mount_trees,omitempty"`
 	// Files are input files written into /work.
 	Files []api.File `json:"files,omitempty"`
 	// CollectFiles asks init to send back what the code left in /work,

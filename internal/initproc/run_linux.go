@@ -50,9 +50,9 @@ type step struct {
 
 // preConfig are the steps that need no config, run before it is read;
 // they change nothing the later steps' order depends on (mount-root, which
-// needs none either, must come after open-mounts: it mounts over /tmp,
-// where a user's mount source may be; speculate runs it ahead and undoes
-// it when there are user mounts).
+// needs none either, must come after open-mounts when init opens the
+// user's mount sources by path: it mounts over /tmp, where one may be;
+// speculate runs it ahead and undoes it then).
 var preConfig = []step{
 	{"unshare", unshareRest},
 	{"mount-private", mountPrivate},
@@ -194,12 +194,13 @@ type ahead struct {
 // config for about 1 ms; the root's mounts, which take 1-2 ms, depend only
 // on the layout, which this host's (HostLayout, default disk size) almost
 // always is. Before each step it looks for the config; once it is there
-// and has the same layout and no user mounts, the steps done are kept and
-// the rest run in order. Otherwise (a user mount, whose source may be
-// below /tmp, which the root covers; --disk; an interpreter outside /usr;
-// a step that failed) the root is detached, which undoes all of it, and
-// run builds it from the config as usual, opening the user's mount
-// sources first.
+// and has the same layout, the steps done are kept and the rest run in
+// order (user mounts included when their sources come as detached trees,
+// Config.MountTrees). Otherwise (--disk; an interpreter outside /usr;
+// user mounts whose sources init opens by path, which the root over /tmp
+// could hide; a step that failed) the root is detached, which undoes all
+// of it, and run builds it from the config as usual, opening the user's
+// mount sources first.
 func speculate(s *state) (a ahead) {
 	if configWaiting() {
 		return a
@@ -229,7 +230,7 @@ func speculate(s *state) (a ahead) {
 		}
 		a.read, a.readAt = true, MonoNow()
 	}
-	if err == nil && s.cfg.Layout.Equal(want) && len(s.cfg.Mounts) == 0 {
+	if err == nil && s.cfg.Layout.Equal(want) && (len(s.cfg.Mounts) == 0 || s.cfg.MountTrees) {
 		if len(a.done) > 0 {
 			a.outcome = "kept"
 		}
@@ -265,21 +266,59 @@ func fail(ctrl *os.File, stepName string, err error) {
 	os.Exit(255)
 }
 
+// openUserMounts gets the user's mount sources: the detached copies the
+// parent sends right after the config (Config.MountTrees), or, without
+// them, the sources opened here, as an unprivileged host uid.
 func openUserMounts(s *state) error {
+	if s.cfg.MountTrees {
+		return receiveTrees(s)
+	}
 	for _, m := range s.cfg.Mounts {
 		fd, err := unix.Open(m.Host, unix.O_PATH|unix.O_CLOEXEC, 0)
 		if err == unix.EACCES {
 			// Init is an unprivileged uid on the host (spawn's id map):
 			// a source below a directory only root may search (/root, a
-			// 0700 temporary directory) is out of its reach. A bind of a
-			// descriptor pybox opened would not do: the kernel binds
-			// only mounts of the caller's own mount namespace.
-			return fmt.Errorf("mount source %s: %w: the sandbox's init runs as an unprivileged host uid (%d) and cannot reach it; every directory above it must be searchable by others (chmod o+x), or mount a copy from elsewhere", m.Host, err, spawn.HostUIDBase)
+			// 0700 temporary directory) is out of its reach.
+			return fmt.Errorf("mount source %s: %w: the sandbox's init runs as an unprivileged host uid (%d) and cannot reach it on this kernel (no open_tree); every directory above it must be searchable by others (chmod o+x), or mount a copy from elsewhere", m.Host, err, spawn.HostUIDBase)
 		}
 		if err != nil {
 			return fmt.Errorf("mount source %s: %w", m.Host, err)
 		}
 		s.userFDs = append(s.userFDs, fd)
+	}
+	return nil
+}
+
+// receiveTrees reads the byte that carries the mount sources' detached
+// copies, one per mount, in order.
+func receiveTrees(s *state) error {
+	n := len(s.cfg.Mounts)
+	buf := make([]byte, 1)
+	oob := make([]byte, unix.CmsgSpace(4*n))
+	var oobn int
+	var err error
+	for {
+		_, oobn, _, _, err = unix.Recvmsg(FDControl, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("receive mount sources: %w", err)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil {
+		return fmt.Errorf("receive mount sources: %w", err)
+	}
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			return fmt.Errorf("receive mount sources: %w", err)
+		}
+		s.userFDs = append(s.userFDs, fds...)
+	}
+	if len(s.userFDs) != n {
+		return fmt.Errorf("receive mount sources: %d for %d mounts", len(s.userFDs), n)
 	}
 	return nil
 }
@@ -312,6 +351,12 @@ func bindRO(src, dst string, rw bool) error {
 	if err := unix.Mount(src, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind %s: %w", src, err)
 	}
+	return remountRO(dst, rw)
+}
+
+// remountRO makes the mount at dst read-only (unless rw), nosuid and
+// nodev, keeping the flags the kernel locks in a user namespace.
+func remountRO(dst string, rw bool) error {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dst, &st); err != nil {
 		return err
@@ -472,12 +517,28 @@ func mountUser(s *state) error {
 		if err := mkTarget(src, dst); err != nil {
 			return fmt.Errorf("mount point %s: %w", m.Guest, err)
 		}
-		if err := bindRO(src, dst, m.RW); err != nil {
+		var err error
+		if s.cfg.MountTrees {
+			err = moveTree(s.userFDs[i], dst, m.RW)
+		} else {
+			err = bindRO(src, dst, m.RW)
+		}
+		if err != nil {
 			return fmt.Errorf("mount %s: %w", m.Host, err)
 		}
 		unix.Close(s.userFDs[i])
 	}
 	return nil
+}
+
+// moveTree moves a detached mount tree (open_tree OPEN_TREE_CLONE) onto
+// dst (which must exist), then makes it read-only (unless rw), nosuid and
+// nodev, as bindRO does.
+func moveTree(fd int, dst string, rw bool) error {
+	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount: %w", err)
+	}
+	return remountRO(dst, rw)
 }
 
 func writeFiles(s *state) error {

@@ -378,8 +378,19 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 	// process is moved into the cgroup, then waits for "go" before it
 	// starts the interpreter; or, with a late join, starts it at once.
 	cfg.LateCgroup = late && (sb.cg != nil || configFirst)
+	trees, err := mountTrees(cfg.Mounts)
+	if err != nil {
+		return sb, err
+	}
+	defer closeAll(trees)
+	cfg.MountTrees = trees != nil
 	if err := initproc.WriteFrame(sb.ctrl, cfg); err != nil {
 		return sb, fmt.Errorf("send config to sandbox init: %w", err)
+	}
+	if trees != nil {
+		if err := sendFDs(sb.ctrl, trees); err != nil {
+			return sb, fmt.Errorf("send mount sources to sandbox init: %w", err)
+		}
 	}
 	// The runner's code is the first frame on its input, before any exec
 	// frame; the interpreter reads it as soon as it starts (so, on the
@@ -879,6 +890,53 @@ func fromRunner(res *api.Result, in outcome) {
 		}
 	}
 	guest.Settle(res, m, ferr)
+}
+
+// mountTrees makes a detached copy of each user mount's source
+// (open_tree OPEN_TREE_CLONE), for init to move into place
+// (initproc.Config.MountTrees). pybox makes them with its own rights: init
+// runs as an unprivileged host uid, which cannot reach a source below a
+// directory only root may search (/root, a 0700 temporary directory), and
+// a bind of a descriptor pybox opened would be refused (the kernel binds
+// only mounts of the caller's mount namespace; a detached copy belongs to
+// none). nil, nil: there are no mounts, or the kernel has no open_tree
+// (before 5.2), and init opens the sources itself.
+func mountTrees(mounts []api.Mount) ([]int, error) {
+	var fds []int
+	for _, m := range mounts {
+		fd, err := unix.OpenTree(unix.AT_FDCWD, m.Host, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+		if err == unix.ENOSYS && len(fds) == 0 {
+			return nil, nil
+		}
+		if err != nil {
+			closeAll(fds)
+			return nil, &api.InputError{Field: "mounts", Msg: fmt.Sprintf("mount source %s: %v", m.Host, err)}
+		}
+		fds = append(fds, fd)
+	}
+	return fds, nil
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+// sendFDs sends fds over the control socket: one byte carrying them all.
+func sendFDs(ctrl *os.File, fds []int) error {
+	rc, err := ctrl.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendmsg(int(fd), []byte{0}, unix.UnixRights(fds...), nil, 0)
+		return serr != unix.EAGAIN
+	}); err != nil {
+		return err
+	}
+	return serr
 }
 
 func (b *nativeBackend) config(req *api.Request) (*initproc.Config, error) {
