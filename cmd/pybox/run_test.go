@@ -325,13 +325,15 @@ func TestEarlyInit(t *testing.T) {
 }
 
 // TestEarlyInitLayout: an early init builds the sandbox's root while its
-// config is on its way (initproc's speculate); a run whose config has
-// another layout (another disk size) gets its root rebuilt from the
-// config. A user mount keeps the root built ahead: its source comes from
-// pybox as a detached copy, here from below /tmp (which the root built
-// ahead covers) and below a directory only root may search.
+// config is on its way (initproc's speculate); for a default request it
+// goes on to start the interpreter (spawn.Options.Ahead), in the same
+// sandbox a late one gets. A run whose config has another layout (another
+// disk size) gets its root rebuilt from the config; a user mount keeps
+// the root built ahead (its source comes from pybox as a detached copy,
+// here from below /tmp, which the root built ahead covers, and below a
+// directory only root may search).
 // The code comes on stdin, 300 ms late: pybox sends no config before it
-// has the request, so the init has built the whole root ahead by then.
+// has the request, so the init has built all it can ahead by then.
 func TestEarlyInitLayout(t *testing.T) {
 	needBackend(t)
 	var st syscall.Statfs_t
@@ -341,15 +343,20 @@ func TestEarlyInitLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	const code = "import os\nv = os.statvfs('/work')\n" +
-		"print(v.f_blocks * v.f_frsize, open('/data/f').read() if os.path.exists('/data') else '-')\n"
+		"print(v.f_blocks * v.f_frsize, open('/data/f').read() if os.path.exists('/data') else '-')\n" +
+		"st = dict(l.split(':\\t', 1) for l in open('/proc/self/status').read().splitlines() if ':\\t' in l)\n" +
+		"print(os.getuid(), os.getppid(), os.getcwd(), st['Seccomp'], st['NoNewPrivs'], st['CapEff'], st['CapBnd'])\n" +
+		"try:\n    open('/usr/x', 'w')\nexcept OSError as e:\n    print(e.errno)\n" +
+		"try:\n    open('/work/x', 'w').write('x'); print('work ok')\nexcept OSError as e:\n    print(e)\n"
+	const sandboxed = "1000 1 /work 2 1 0000000000000000 0000000000000000\n30\nwork ok\n"
 	for _, tc := range []struct {
 		args    []string
 		want    string
 		outcome string
 	}{
-		{nil, "67108864 -\n", "kept"},
-		{[]string{"--mount", data + ":/data:ro"}, "67108864 from the host\n", "kept"},
-		{[]string{"--disk", "100MiB"}, "104857600 -\n", "undone"},
+		{nil, "67108864 -\n" + sandboxed, "interpreter"},
+		{[]string{"--mount", data + ":/data:ro"}, "67108864 from the host\n" + sandboxed, "kept"},
+		{[]string{"--disk", "100MiB"}, "104857600 -\n" + sandboxed, "undone"},
 	} {
 		cmd := exec.Command(bin, append(append([]string{"run"}, tc.args...), "-")...)
 		cmd.Env = append(os.Environ(), "PYBOX_TRACE=1")

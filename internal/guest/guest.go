@@ -15,11 +15,12 @@ import (
 
 	"github.com/pybox-dev/pybox/internal/api"
 	"github.com/pybox-dev/pybox/internal/runner"
+	"github.com/pybox-dev/pybox/internal/spawn"
 )
 
 // PassEnv are host variables passed through because they describe the host
-// CPU, not the user (older OpenBLAS builds crash without them on some CPUs).
-var PassEnv = []string{"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
+// (spawn holds the list: an init started ahead needs it too).
+var PassEnv = spawn.PassEnv
 
 // Environ is the interpreter's whole environment: a fixed minimal one, the
 // PassEnv variables the host has, and the request's own, sorted. Nothing

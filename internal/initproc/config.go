@@ -31,7 +31,7 @@ const (
 // TemplateAllow are the syscalls a fork-server template needs that the
 // sandbox's seccomp filter otherwise denies; every child denies them again
 // with a small stacked filter.
-var TemplateAllow = []string{"mount", "umount2", "unshare", "setns"}
+var TemplateAllow = spawn.TemplateAllow
 
 // InitThreads is how many tasks the pids limit reserves for the init
 // process's own threads (a Go process runs several), so that Request.Pids

@@ -206,18 +206,41 @@ func speculate(s *state) (a ahead) {
 		return a
 	}
 	want := HostLayout(api.DefaultDisk)
+	// An init started ahead goes on past the layout: it starts the
+	// interpreter of a default request (AheadConfig) unless the config
+	// comes before pivot_root, after which there is no way back.
+	var full *Config
+	if len(os.Args) > 1 && os.Args[1] == spawn.ArgAhead {
+		if c, err := AheadConfig(); err == nil {
+			full, want = &c, c.Layout
+		}
+	}
 	a.done = map[string]bool{}
 	var err error
+	committed := false
 	for _, st := range steps {
-		if !layoutSteps[st.name] {
+		if st.name == "open-mounts" {
 			continue
 		}
-		if configWaiting() {
+		if !layoutSteps[st.name] && full == nil {
 			break
 		}
-		s.cfg.Layout = want
+		if !committed && configWaiting() {
+			break
+		}
+		if st.name == "root-readonly" {
+			committed = true
+		}
+		if full != nil {
+			s.cfg = *full
+		} else {
+			s.cfg.Layout = want
+		}
 		t0 := time.Now()
 		if err = st.fn(s); err != nil {
+			if committed {
+				fail(s.ctrl, st.name, err)
+			}
 			break
 		}
 		a.done[st.name] = true
@@ -229,6 +252,22 @@ func speculate(s *state) (a ahead) {
 			fail(s.ctrl, "config", err)
 		}
 		a.read, a.readAt = true, MonoNow()
+	}
+	if committed {
+		// The interpreter runs: it is this config's only if the config
+		// is a default request's, which the parent promised.
+		if !s.cfg.AheadMatches(full) {
+			fail(s.ctrl, "ahead", errors.New("the config is not a default request's, whose interpreter this init started ahead"))
+		}
+		a.outcome = "interpreter"
+		return a
+	}
+	// Short of pivot_root, only the layout's steps stand (an init started
+	// ahead ran mount-user and write-files for a config with neither).
+	for name := range a.done {
+		if !layoutSteps[name] {
+			delete(a.done, name)
+		}
 	}
 	if err == nil && s.cfg.Layout.Equal(want) && (len(s.cfg.Mounts) == 0 || s.cfg.MountTrees) {
 		if len(a.done) > 0 {

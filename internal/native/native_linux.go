@@ -276,7 +276,16 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 	// any and this is a plain cold start, else a new one.
 	var in *spawn.Init
 	if fd3 == nil && !cfg.Template {
-		if in = spawn.TakeEarly(); in != nil {
+		if in = spawn.TakeEarly(); in != nil && in.Ahead && !aheadMatches(cfg, late) {
+			// It may already run a default request's interpreter,
+			// which this config is not: a new init instead.
+			if trace {
+				fmt.Fprintf(os.Stderr, "pybox trace:   early init not taken: the config is not a default request's\n")
+			}
+			discard(in)
+			in = nil
+		}
+		if in != nil {
 			sb.early = true
 			if trace {
 				fmt.Fprintf(os.Stderr, "pybox trace:   early init cloned %dµs after process start\n", (processAge() - time.Since(in.Started)).Microseconds())
@@ -890,6 +899,27 @@ func fromRunner(res *api.Result, in outcome) {
 		}
 	}
 	guest.Settle(res, m, ferr)
+}
+
+// aheadMatches says whether cfg, sent to an early init with the late
+// join (LateCgroup) that late says, is the default request's config that an
+// init started ahead assumed (initproc.AheadConfig).
+func aheadMatches(cfg *initproc.Config, late bool) bool {
+	a, err := initproc.AheadConfig()
+	if err != nil {
+		return false
+	}
+	c := *cfg
+	c.LateCgroup = late
+	return c.AheadMatches(&a)
+}
+
+// discard kills an init nobody will use and reaps it.
+func discard(in *spawn.Init) {
+	in.Close()
+	_ = syscall.Kill(in.Pid, syscall.SIGKILL)
+	var ws syscall.WaitStatus
+	_, _ = syscall.Wait4(in.Pid, &ws, 0, nil)
 }
 
 // mountTrees makes a detached copy of each user mount's source

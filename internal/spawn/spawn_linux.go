@@ -30,6 +30,11 @@ type Options struct {
 	RunnerIn int
 	// CgroupFD, when >= 0, is a cgroup v2 directory the init starts in.
 	CgroupFD int
+	// Ahead asks the init to start the interpreter of a default request
+	// before its config arrives (initproc's AheadConfig); the PassEnv
+	// variables of this process go into its environment for that. The
+	// parent must not send it a config that AheadConfig does not match.
+	Ahead bool
 }
 
 // Init is a started init and the parent's ends of its channels: raw
@@ -47,6 +52,8 @@ type Init struct {
 	RunnerIn, RunnerOut int
 	// Control is init's control socket.
 	Control int
+	// Ahead is Options.Ahead.
+	Ahead bool
 	// Started is when the clone was made.
 	Started time.Time
 	// InCgroup says the init started in Options.CgroupFD's group.
@@ -79,10 +86,11 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Start starts an init: a new process in new user (root mapped to
-// HostUIDBase, SandboxUID to HostUIDBase+SandboxUID), pid, mount, network,
-// ipc, uts and cgroup namespaces, in its own session, killed when its
-// parent thread ends, with an empty environment and only the descriptors
-// above (stdin /dev/null). On error nothing is left open or running.
+// HostUIDBase, SandboxUID to HostUIDBase+SandboxUID), pid, mount and
+// cgroup namespaces (it makes the rest itself, InitUnshares), in its own
+// session, killed when its parent thread ends, with an empty environment
+// (but for Options.Ahead) and only the descriptors above (stdin
+// /dev/null). On error nothing is left open or running.
 //
 // It uses package syscall only, so that package early can call it from a
 // package initialiser before os is initialised.
@@ -167,18 +175,28 @@ func Start(o Options) (in *Init, err error) {
 		attr.CgroupFD = o.CgroupFD
 		in.InCgroup = true
 	}
+	argv, env := []string{Arg0}, []string{}
+	if o.Ahead {
+		argv = append(argv, ArgAhead)
+		for _, k := range PassEnv {
+			if v, ok := syscall.Getenv(k); ok {
+				env = append(env, k+"="+v)
+			}
+		}
+		in.Ahead = true
+	}
 	pa := &syscall.ProcAttr{
-		Env:   []string{},
+		Env:   env,
 		Files: []uintptr{uintptr(null), uintptr(outW), uintptr(errW), uintptr(rinR), uintptr(routW), uintptr(sp[1])},
 		Sys:   attr,
 	}
 	in.Path = o.Path
 	in.Started = time.Now()
-	in.Pid, e = syscall.ForkExec(o.Path, []string{Arg0}, pa)
+	in.Pid, e = syscall.ForkExec(o.Path, argv, pa)
 	if e != nil && o.Fallback != "" && ExecFailed(e) {
 		in.Path = o.Fallback
 		in.Started = time.Now()
-		in.Pid, e = syscall.ForkExec(o.Fallback, []string{Arg0}, pa)
+		in.Pid, e = syscall.ForkExec(o.Fallback, argv, pa)
 	}
 	if e != nil {
 		in.Pid = -1
@@ -241,9 +259,9 @@ var early struct {
 	in   *Init
 }
 
-// Early starts an init of the program at path, for TakeEarly, and says
-// whether it did. Only the first call, before any TakeEarly, does
-// anything.
+// Early starts an init of the program at path (with Options.Ahead set to
+// ahead), for TakeEarly, and says whether it did. Only the first call,
+// before any TakeEarly, does anything.
 //
 // It starts it on the calling thread, before returning: started from
 // another thread while this one went on, the clone turned the caller's
@@ -251,14 +269,14 @@ var early struct {
 // CPU's TLB (on a 2-core VM the whole run was 0.3 ms slower and used more
 // CPU); on the caller's thread they are only faults that find the page
 // already its own, since the init has executed by then.
-func Early(path string) bool {
+func Early(path string, ahead bool) bool {
 	early.Lock()
 	defer early.Unlock()
 	if early.done {
 		return false
 	}
 	early.done = true
-	early.in, _ = Start(Options{Path: path, RunnerIn: -1, CgroupFD: -1})
+	early.in, _ = Start(Options{Path: path, RunnerIn: -1, CgroupFD: -1, Ahead: ahead})
 	return early.in != nil
 }
 

@@ -165,7 +165,7 @@ func TestStartFails(t *testing.T) {
 func TestEarly(t *testing.T) {
 	require.Root(t)
 	require.UserNS(t)
-	Early("/proc/self/exe")
+	Early("/proc/self/exe", false)
 	in := TakeEarly()
 	if in == nil {
 		t.Fatal("TakeEarly after Early: nil")
@@ -178,7 +178,7 @@ func TestEarly(t *testing.T) {
 	if _, err := syscall.Wait4(in.Pid, &ws, 0, nil); err != nil {
 		t.Error(err)
 	}
-	Early("/proc/self/exe")
+	Early("/proc/self/exe", false)
 	if in := TakeEarly(); in != nil {
 		t.Error("Early started an init after TakeEarly")
 	}
@@ -193,7 +193,7 @@ func TestTakeEarlyDead(t *testing.T) {
 	early.done = false // as if fresh (TestEarly ran first)
 	early.Unlock()
 	before := openFDs(t)
-	if !Early("/bin/true") {
+	if !Early("/bin/true", false) {
 		t.Fatal("Early(/bin/true) did not start")
 	}
 	pid := early.in.Pid

@@ -16,7 +16,7 @@ import (
 	"errors"
 	"runtime"
 
-	"github.com/pybox-dev/pybox/internal/initproc"
+	"github.com/pybox-dev/pybox/internal/spawn"
 )
 
 // Kind names one of the filters.
@@ -26,11 +26,11 @@ const (
 	// Default is every cold sandbox's filter.
 	Default Kind = iota
 	// Template is a fork-server template's: the default one, less the
-	// namespace and mount syscalls (initproc.TemplateAllow) it needs to
+	// namespace and mount syscalls (spawn.TemplateAllow) it needs to
 	// build each child's sandbox.
 	Template
 	// Child is the small filter each fork-server child stacks on the
-	// template's: it denies exactly initproc.TemplateAllow.
+	// template's: it denies exactly spawn.TemplateAllow.
 	Child
 	kinds
 )
@@ -39,9 +39,9 @@ const (
 func (k Kind) Spec() (allow, only []string) {
 	switch k {
 	case Template:
-		return initproc.TemplateAllow, nil
+		return spawn.TemplateAllow, nil
 	case Child:
-		return nil, initproc.TemplateAllow
+		return nil, spawn.TemplateAllow
 	}
 	return nil, nil
 }

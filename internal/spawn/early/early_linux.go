@@ -12,7 +12,7 @@ func init() {
 	if !Wanted(args(), getenv) || cgroup2Only() {
 		return
 	}
-	if p := program(); p != "" && spawn.Early(p) && procChildren() {
+	if p := program(); p != "" && spawn.Early(p, Ahead(args())) && procChildren() {
 		// The run will join its cgroup late (cgroup v1): the kernel's
 		// wait for a grace period starts now, not once the run's groups
 		// exist (internal/native).
@@ -110,6 +110,42 @@ func args() []string {
 		b = b[i+1:]
 	}
 	return out
+}
+
+// aheadFlags are the `pybox run` flags that change the init's config from
+// a default request's (initproc.AheadConfig).
+var aheadFlags = []string{"mount", "file", "disk", "python", "env", "best-effort"}
+
+// Ahead says whether args (a Wanted `pybox run`) set none of aheadFlags,
+// so that its init may start the interpreter before its config comes
+// (spawn.Options.Ahead). A false yes costs only speed: the native backend
+// does not take an early init whose assumptions its config breaks.
+func Ahead(args []string) bool {
+	for i := 2; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			continue
+		}
+		name := a[1:]
+		if name[0] == '-' {
+			name = name[1:]
+		}
+		for j := 0; j < len(name); j++ {
+			if name[j] == '=' {
+				name = name[:j]
+				break
+			}
+		}
+		for _, f := range aheadFlags {
+			if name == f {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Wanted says whether args (os.Args) are a `pybox run` that will start a

@@ -57,6 +57,28 @@ func TestWanted(t *testing.T) {
 	}
 }
 
+func TestAhead(t *testing.T) {
+	for _, tc := range []struct {
+		args string
+		want bool
+	}{
+		{"pybox run -c print(1)", true},
+		{"pybox run --json --memory 1g --timeout 5s --out d --stream file.py", true},
+		{"pybox run --mount /a:/b -c 1", false},
+		{"pybox run --mount=/a:/b -c 1", false},
+		{"pybox run -file x=@y -c 1", false},
+		{"pybox run --disk 1g -c 1", false},
+		{"pybox run --python /opt/py/bin/python3 -c 1", false},
+		{"pybox run --env A=1 -c 1", false},
+		{"pybox run --best-effort -c 1", false},
+		{"pybox run -- --env", true}, // a file name after --
+	} {
+		if got := Ahead(strings.Fields(tc.args)); got != tc.want {
+			t.Errorf("Ahead(%q) = %v, want %v", tc.args, got, tc.want)
+		}
+	}
+}
+
 func TestArgs(t *testing.T) {
 	if got := args(); !slices.Equal(got, os.Args) {
 		t.Errorf("args() = %q, os.Args = %q", got, os.Args)
