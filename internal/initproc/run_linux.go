@@ -40,6 +40,8 @@ type state struct {
 	userFDs []int // O_PATH fds of the user's mount sources, by index
 	ready   Message
 	pid     int
+	// ahead: this init was started ahead (spawn.ArgAhead; speculate).
+	ahead bool
 }
 
 // step is one named containment step.
@@ -109,11 +111,16 @@ func run() {
 		os.Exit(255)
 	}
 	ctrl := os.NewFile(FDControl, "control")
-	s := &state{ctrl: ctrl}
+	s := &state{ctrl: ctrl, ahead: len(os.Args) > 1 && os.Args[1] == spawn.ArgAhead}
 	// What needs no config is done before reading it: an init that pybox
 	// run started early (internal/spawn/early) waits for it, often ~1 ms.
 	preTimes := make([]time.Duration, len(preConfig))
 	for i, st := range preConfig {
+		if st.name == "json" && s.ahead {
+			// The config of an init started ahead is usually read
+			// once the interpreter runs, off the run's path.
+			continue
+		}
 		t0 := time.Now()
 		if err := st.fn(s); err != nil {
 			fail(ctrl, st.name, err)
@@ -121,25 +128,25 @@ func run() {
 		preTimes[i] = time.Since(t0)
 	}
 	waitAt := MonoNow()
-	ahead := speculate(s)
-	if !ahead.read {
+	sp := speculate(s)
+	if !sp.read {
 		if err := ReadFrame(ctrl, maxConfig, &s.cfg); err != nil {
 			fail(ctrl, "config", err)
 		}
-		ahead.readAt = MonoNow()
+		sp.readAt = MonoNow()
 	}
 	if s.cfg.Trace {
 		for i, st := range preConfig {
 			s.ready.Steps = append(s.ready.Steps, fmt.Sprintf("%s=%d", st.name, preTimes[i].Microseconds()))
 		}
-		s.ready.Steps = append(s.ready.Steps, fmt.Sprintf("config-wait-at=%d config-read-at=%d", waitAt/1e3, ahead.readAt/1e3))
-		if ahead.outcome != "" {
-			s.ready.Steps = append(s.ready.Steps, "layout="+ahead.outcome)
-			s.ready.Steps = append(s.ready.Steps, ahead.steps...)
+		s.ready.Steps = append(s.ready.Steps, fmt.Sprintf("config-wait-at=%d config-read-at=%d", waitAt/1e3, sp.readAt/1e3))
+		if sp.outcome != "" {
+			s.ready.Steps = append(s.ready.Steps, "layout="+sp.outcome)
+			s.ready.Steps = append(s.ready.Steps, sp.steps...)
 		}
 	}
 	for _, st := range steps {
-		if ahead.done[st.name] {
+		if sp.done[st.name] {
 			continue
 		}
 		t0 := time.Now()
@@ -172,18 +179,21 @@ var layoutSteps = map[string]bool{
 	"mount-dev": true, "mount-proc": true, "mount-work": true,
 }
 
-// ahead is what speculate did.
-type ahead struct {
-	// done are the layout steps run ahead on a layout the config turned
-	// out to have: run does not run them again.
+// speculation is what speculate did.
+type speculation struct {
+	// done are the steps run ahead that stand (the config turned out to
+	// be what they assumed): run does not run them again.
 	done map[string]bool
 	// read: speculate read the config (into state.cfg).
 	read bool
 	// readAt is when the config was read (CLOCK_MONOTONIC, ns).
 	readAt int64
-	// outcome is "kept" (the config matched), "undone" (it did not, or
-	// a step failed: the root was detached and is built again from the
-	// config) or "" (nothing was run ahead: the config was there).
+	// outcome is "interpreter" (every step ran ahead, up to the
+	// interpreter's start, for a config that matched), "kept" (the
+	// layout's steps ran ahead for a config with that layout), "undone"
+	// (they did not match, or a step failed: the root was detached and
+	// is built again from the config) or "" (nothing was run ahead: the
+	// config was there).
 	outcome string
 	// steps are "ahead:name=µs" per step run ahead, for the trace.
 	steps []string
@@ -201,7 +211,14 @@ type ahead struct {
 // could hide; a step that failed) the root is detached, which undoes all
 // of it, and run builds it from the config as usual, opening the user's
 // mount sources first.
-func speculate(s *state) (a ahead) {
+//
+// An init started ahead (spawn.ArgAhead: pybox run with a default
+// request's command line) goes on past the layout with the whole of
+// AheadConfig, through pivot_root (after which there is no way back) and
+// every other step, to the interpreter's start, unless the config comes
+// first; then it keeps that interpreter only if the config matches
+// AheadConfig (AheadMatches), and fails the run otherwise.
+func speculate(s *state) (a speculation) {
 	if configWaiting() {
 		return a
 	}
@@ -210,7 +227,7 @@ func speculate(s *state) (a ahead) {
 	// interpreter of a default request (AheadConfig) unless the config
 	// comes before pivot_root, after which there is no way back.
 	var full *Config
-	if len(os.Args) > 1 && os.Args[1] == spawn.ArgAhead {
+	if s.ahead {
 		if c, err := AheadConfig(); err == nil {
 			full, want = &c, c.Layout
 		}

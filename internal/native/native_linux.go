@@ -859,9 +859,9 @@ func settle(req *api.Request, res *api.Result, in outcome) error {
 	case in.cancelled:
 		res.Status = api.StatusKilled
 		res.Error = "cancelled"
-	case in.setupErr != nil && in.setupErr.Step == "open-mounts":
-		// A mount source the sandbox's init cannot open (config
-		// checked that it exists): the request's fault, not pybox's.
+	case in.setupErr != nil && in.setupErr.Step == "open-mounts" && strings.HasPrefix(in.setupErr.Err, "mount source "):
+		// A mount source the sandbox's init cannot open by path
+		// (config checked that it exists): the request's fault.
 		return &api.InputError{Field: "mounts", Msg: in.setupErr.Err}
 	case in.setupErr != nil:
 		return in.setupErr
