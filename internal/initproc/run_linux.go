@@ -42,6 +42,10 @@ type state struct {
 	pid     int
 	// ahead: this init was started ahead (spawn.ArgAhead; speculate).
 	ahead bool
+	// nsDone hands over the namespaces startNamespaces made, once:
+	// nsJoined says joinNamespaces took them.
+	nsDone   chan namespaceFDs
+	nsJoined bool
 }
 
 // step is one named containment step.
@@ -56,10 +60,8 @@ type step struct {
 // user's mount sources by path: it mounts over /tmp, where one may be;
 // speculate runs it ahead and undoes it then).
 var preConfig = []step{
-	{"unshare", unshareRest},
+	{"namespaces", startNamespaces},
 	{"mount-private", mountPrivate},
-	{"hostname", setHostname},
-	{"loopback", loopbackUp},
 	{"json", warmJSON},
 }
 
@@ -91,6 +93,7 @@ var steps = []step{
 	{"write-files", writeFiles},
 	{"root-readonly", rootReadOnly},
 	{"pivot-root", pivotRoot},
+	{"join-namespaces", joinNamespaces},
 	{"rlimits", setRlimits},
 	{"capabilities", dropBoundingCaps},
 	{"landlock", applyLandlock},
@@ -101,9 +104,11 @@ var steps = []step{
 
 func run() {
 	runtime.LockOSThread()
-	// Init is sequential: one P keeps its thread count (which the pids
-	// limit counts, see InitThreads) and its CPU use low.
-	runtime.GOMAXPROCS(1)
+	// Init is sequential but for startNamespaces' thread, which needs a
+	// second P while this thread builds the root; joinNamespaces goes
+	// back to one, which keeps init's thread count (which the pids limit
+	// counts, see InitThreads) and its CPU use low.
+	runtime.GOMAXPROCS(2)
 	// Nothing but fds 0-4 may reach the interpreter: every other fd this
 	// process inherited (from whatever started pybox) and the control
 	// socket become close-on-exec.
@@ -379,10 +384,74 @@ func receiveTrees(s *state) error {
 	return nil
 }
 
-// unshareRest makes the namespaces the init was not cloned in
-// (spawn.InitUnshares: network, ipc, uts). Nothing before it talked to
-// anything outside this process.
-func unshareRest(*state) error { return unix.Unshare(spawn.InitUnshares) }
+// namespaceFDs are the namespaces a thread of the init's made for it
+// (startNamespaces), or why it could not.
+type namespaceFDs struct {
+	fds []int // net, ipc, uts
+	err error
+}
+
+// startNamespaces has a thread of its own make the namespaces the init
+// was not cloned in (spawn.InitUnshares: network, ipc, uts), with the
+// hostname set and loopback up, while this thread builds the root: a
+// network namespace is 0.5-0.8 ms of kernel time. joinNamespaces moves
+// this thread into them before anything runs in the sandbox. Namespaces
+// are per thread: the other one ends with its goroutine (locked, never
+// unlocked), and nothing of the init's talks to anything outside it.
+func startNamespaces(s *state) error {
+	s.nsDone = make(chan namespaceFDs, 1)
+	go func() {
+		runtime.LockOSThread()
+		var r namespaceFDs
+		defer func() { s.nsDone <- r }()
+		if r.err = unix.Unshare(spawn.InitUnshares); r.err != nil {
+			r.err = fmt.Errorf("unshare: %w", r.err)
+			return
+		}
+		if r.err = setHostname(s); r.err != nil {
+			r.err = fmt.Errorf("hostname: %w", r.err)
+			return
+		}
+		if r.err = loopbackUp(s); r.err != nil {
+			r.err = fmt.Errorf("loopback: %w", r.err)
+			return
+		}
+		for _, ns := range []string{"net", "ipc", "uts"} {
+			fd, err := unix.Open("/proc/thread-self/ns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				r.err = fmt.Errorf("open %s namespace: %w", ns, err)
+				return
+			}
+			r.fds = append(r.fds, fd)
+		}
+	}()
+	return nil
+}
+
+// joinNamespaces moves this thread, from which the interpreter is
+// started, into the namespaces startNamespaces made.
+func joinNamespaces(s *state) error {
+	if s.nsJoined {
+		return nil
+	}
+	s.nsJoined = true
+	r := <-s.nsDone
+	runtime.GOMAXPROCS(1)
+	defer func() {
+		for _, fd := range r.fds {
+			unix.Close(fd)
+		}
+	}()
+	if r.err != nil {
+		return r.err
+	}
+	for i, t := range []int{unix.CLONE_NEWNET, unix.CLONE_NEWIPC, unix.CLONE_NEWUTS} {
+		if err := unix.Setns(r.fds[i], t); err != nil {
+			return fmt.Errorf("setns: %w", err)
+		}
+	}
+	return nil
+}
 
 func mountPrivate(*state) error {
 	// Nothing we mount may propagate back to the host.

@@ -10,12 +10,12 @@ import (
 // of its sandbox's (InitUnshares) itself, first thing.
 const CloneFlags = syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWCGROUP
 
-// InitUnshares are the namespaces an init unshares as it starts, before
-// it reads anything from its parent and long before any code runs. Made
-// by clone, they would be made on the thread that starts the init: a new
-// network namespace costs 0.7-0.9 ms of kernel time, which pybox run
-// (internal/spawn/early) would spend before its own start; the init
-// spends it while pybox starts.
+// InitUnshares are the namespaces an init makes itself as it starts (on
+// a thread of its own, while it builds the root; it joins them before
+// anything runs in the sandbox). Made by clone, they would be made on the
+// thread that starts the init: a new network namespace costs 0.5-0.9 ms
+// of kernel time, which pybox run (internal/spawn/early) would spend
+// before its own start.
 const InitUnshares = syscall.CLONE_NEWNET | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS
 
 // Options says how to start an init.
