@@ -382,6 +382,28 @@ func TestEarlyInitLayout(t *testing.T) {
 	}
 }
 
+// TestEarlyInitAheadNotTaken: an early init started ahead whose assumed
+// config is not the run's (here the runner as source, PYBOX_RUNNER_CODE=0,
+// not its compiled code: other interpreter arguments) is not taken: it
+// may already run an interpreter for another config. A new init runs the
+// code.
+func TestEarlyInitAheadNotTaken(t *testing.T) {
+	needBackend(t)
+	var st syscall.Statfs_t
+	v2only := syscall.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == 0x63677270
+	cmd := exec.Command(bin, "run", "-c", "import os; print(os.getuid(), os.getppid())")
+	cmd.Env = append(os.Environ(), "PYBOX_TRACE=1", "PYBOX_RUNNER_CODE=0")
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	out, err := cmd.Output()
+	if err != nil || string(out) != "1000 1\n" {
+		t.Fatalf("%q, %v (stderr %q)", out, err, errb.String())
+	}
+	if !v2only && (!strings.Contains(errb.String(), "early init not taken") || !strings.Contains(errb.String(), "pybox trace: early=false ")) {
+		t.Errorf("the early init was taken:\n%s", errb.String())
+	}
+}
+
 // TestMountBelowRootOnlyDir: a mount source below a directory only root
 // may search, which the sandbox's init (an unprivileged host uid) cannot
 // reach, is mounted from the detached copy pybox makes (open_tree), with
