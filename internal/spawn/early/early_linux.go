@@ -122,22 +122,12 @@ var aheadFlags = []string{"mount", "file", "disk", "python", "env", "best-effort
 // does not take an early init whose assumptions its config breaks.
 func Ahead(args []string) bool {
 	for i := 2; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
+		if args[i] == "--" {
 			break
 		}
-		if len(a) < 2 || a[0] != '-' {
+		name, _, _, ok := flag(args[i])
+		if !ok {
 			continue
-		}
-		name := a[1:]
-		if name[0] == '-' {
-			name = name[1:]
-		}
-		for j := 0; j < len(name); j++ {
-			if name[j] == '=' {
-				name = name[:j]
-				break
-			}
 		}
 		for _, f := range aheadFlags {
 			if name == f {
@@ -146,6 +136,24 @@ func Ahead(args []string) bool {
 		}
 	}
 	return true
+}
+
+// flag splits a command-line flag (-name, --name, with =value or not);
+// ok is false for anything else.
+func flag(a string) (name, value string, hasValue, ok bool) {
+	if len(a) < 2 || a[0] != '-' {
+		return "", "", false, false
+	}
+	name = a[1:]
+	if name[0] == '-' {
+		name = name[1:]
+	}
+	for j := 0; j < len(name); j++ {
+		if name[j] == '=' {
+			return name[:j], name[j+1:], true, true
+		}
+	}
+	return name, "", false, true
 }
 
 // Wanted says whether args (os.Args) are a `pybox run` that will start a
@@ -158,23 +166,12 @@ func Wanted(args []string, getenv func(string) string) bool {
 		return false
 	}
 	for i := 2; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
+		if args[i] == "--" {
 			break
 		}
-		if len(a) < 2 || a[0] != '-' {
+		name, value, hasValue, ok := flag(args[i])
+		if !ok {
 			continue
-		}
-		name := a[1:]
-		if name[0] == '-' {
-			name = name[1:]
-		}
-		value, hasValue := "", false
-		for j := 0; j < len(name); j++ {
-			if name[j] == '=' {
-				name, value, hasValue = name[:j], name[j+1:], true
-				break
-			}
 		}
 		switch name {
 		case "h", "help":
