@@ -22,6 +22,7 @@ import (
 	"github.com/pybox-dev/pybox/internal/backend"
 	"github.com/pybox-dev/pybox/internal/cgroup"
 	"github.com/pybox-dev/pybox/internal/guest"
+	"github.com/pybox-dev/pybox/internal/initproc"
 	"github.com/pybox-dev/pybox/internal/runner"
 )
 
@@ -130,22 +131,12 @@ func New(o Options) (backend.Backend, error) {
 	if err := cleanupStale(o.Dir); err != nil {
 		return nil, fmt.Errorf("gvisor: remove stale run directories: %w", err)
 	}
+	// The runtime directories the native sandbox binds (its /etc is
+	// generated: sharedEtc).
+	host := initproc.HostLayout(0)
 	b := &gvisorBackend{runsc: o.Runsc, platform: o.Platform, dir: o.Dir, noPool: o.NoPool,
-		lay:  layout{binds: []string{"/usr"}, symlinks: map[string]string{}},
+		lay:  layout{binds: host.Binds, symlinks: host.Symlinks},
 		pool: map[string][]*pooled{}, filling: map[string]bool{}, fillFailed: map[string]time.Time{}}
-	for _, d := range []string{"bin", "sbin", "lib", "lib32", "lib64", "libx32"} {
-		p := "/" + d
-		fi, err := os.Lstat(p)
-		switch {
-		case err != nil:
-		case fi.Mode()&os.ModeSymlink != 0:
-			if t, err := os.Readlink(p); err == nil {
-				b.lay.symlinks[d] = t
-			}
-		case fi.IsDir():
-			b.lay.binds = append(b.lay.binds, p)
-		}
-	}
 	if b.lay.etcDir, err = sharedEtc(o.Dir); err != nil {
 		return nil, fmt.Errorf("gvisor: generate /etc: %w", err)
 	}
