@@ -37,7 +37,7 @@ type state struct {
 	// wmu serialises frames written to ctrl (the supervisor and, in a
 	// session, the file server both write).
 	wmu     sync.Mutex
-	userFDs []int // O_PATH fds of the user's mount sources, by index
+	userFDs []int // the user's mount sources (detached trees or O_PATH fds), by index
 	ready   Message
 	pid     int
 	// ahead: this init was started ahead (spawn.ArgAhead; speculate).
