@@ -12,7 +12,10 @@ func init() {
 	if !Wanted(args(), getenv) || cgroup2Only() {
 		return
 	}
-	if p := program(); p != "" && spawn.Early(p, Ahead(args())) && procChildren() {
+	// An init started ahead assumes the late cgroup join of cgroup v1's
+	// memory controller (the native backend uses v2's when v2 has it).
+	ahead := Ahead(args()) && !v2Memory()
+	if p := program(); p != "" && spawn.Early(p, ahead) && procChildren() {
 		// The run will join its cgroup late (cgroup v1): the kernel's
 		// wait for a grace period starts now, not once the run's groups
 		// exist (internal/native).
@@ -49,6 +52,42 @@ func program() string {
 // There a run's init is cloned straight into the run's group, which an
 // early init, started before the group exists, could only join by
 // migrating: a wait for an RCU grace period when runs are spaced.
+// v2Memory says whether a hybrid host's cgroup v2 hierarchy (where
+// systemd mounts it) has the memory controller, which internal/cgroup
+// then prefers: no late join.
+func v2Memory() bool {
+	fd, err := syscall.Open("/sys/fs/cgroup/unified/cgroup.controllers", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer syscall.Close(fd)
+	buf := make([]byte, 512)
+	n, _ := syscall.Read(fd, buf)
+	for _, w := range fields(buf[:max(n, 0)]) {
+		if w == "memory" {
+			return true
+		}
+	}
+	return false
+}
+
+// fields splits b at spaces and newlines.
+func fields(b []byte) []string {
+	var out []string
+	start := -1
+	for i := 0; i <= len(b); i++ {
+		if i == len(b) || b[i] == ' ' || b[i] == '\n' {
+			if start >= 0 {
+				out = append(out, string(b[start:i]))
+				start = -1
+			}
+		} else if start < 0 {
+			start = i
+		}
+	}
+	return out
+}
+
 func cgroup2Only() bool {
 	var st syscall.Statfs_t
 	return syscall.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == cgroup2Magic

@@ -79,6 +79,18 @@ func TestAhead(t *testing.T) {
 	}
 }
 
+func TestFields(t *testing.T) {
+	for in, want := range map[string][]string{
+		"":                  nil,
+		"cpu memory pids\n": {"cpu", "memory", "pids"},
+		" cpuset  io\n\n":   {"cpuset", "io"},
+	} {
+		if got := fields([]byte(in)); !slices.Equal(got, want) {
+			t.Errorf("fields(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestArgs(t *testing.T) {
 	if got := args(); !slices.Equal(got, os.Args) {
 		t.Errorf("args() = %q, os.Args = %q", got, os.Args)
