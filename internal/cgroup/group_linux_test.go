@@ -368,7 +368,12 @@ func TestCleanupRemovesOnlyDeadOwners(t *testing.T) {
 		t.Fatal(err)
 	}
 	gp := startGated(t, stale, "echo up; exec sleep 1000")
-	gp.line(t)
+	if _, err := gp.out.ReadString('\n'); err != nil {
+		// Another process's Cleanup (a test binary running alongside
+		// on this host) got to the stale group first: its process is
+		// killed, as this Cleanup must do; the checks below still hold.
+		t.Logf("the stale group's process ended before this test's Cleanup: %v", err)
+	}
 	live := testGroup(t, Limits{}) // owned by us
 	other, err := New(fmt.Sprintf("%d-other", 1), Limits{})
 	if err != nil {

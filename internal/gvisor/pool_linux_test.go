@@ -107,7 +107,9 @@ func TestPoolMatchesCold(t *testing.T) {
 		{name: "thread and atexit after the code", req: api.Request{Code: finaliseCode}, want: api.StatusRunError},
 		{name: "stdin is at EOF", req: api.Request{Code: "import sys, os\nprint(repr(sys.stdin.read()), os.read(0, 10))"}, want: api.StatusSuccess},
 		{name: "display", req: api.Request{Code: "display({'a': 1})\n2"}, want: api.StatusSuccess},
-		{name: "timeout", req: api.Request{Code: "import time\nprint('a', flush=True)\ntime.sleep(100)", Timeout: api.Duration(time.Second)}, want: api.StatusTimeout},
+		// 3 s: a cold runsc start under a loaded CI machine took over
+		// 1 s once, and the cold run printed nothing before its timeout.
+		{name: "timeout", req: api.Request{Code: "import time\nprint('a', flush=True)\ntime.sleep(100)", Timeout: api.Duration(3 * time.Second)}, want: api.StatusTimeout},
 		{name: "memory limit", req: api.Request{Code: "x = bytearray(400 << 20)\nprint(len(x))", Memory: 64 << 20}, want: api.StatusMemoryLimit},
 	}
 	for _, tc := range cases {

@@ -21,6 +21,12 @@
 //
 // # Known gaps
 //
+// Before ABI 8 each thread's landlock_restrict_self makes a domain of its
+// own, so with Scope a thread may not signal (or reach the abstract
+// sockets of) a process another thread started: sibling domains. The
+// sandbox init restricts one thread (ThisThread) and starts the
+// interpreter from it, so this does not arise there.
+//
 // Landlock's TCP rules do not cover Multipath TCP sockets
 // (socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP)); see
 // https://github.com/landlock-lsm/linux/issues/54. The seccomp layer closes
