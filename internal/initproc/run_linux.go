@@ -227,15 +227,20 @@ func speculate(s *state) (a speculation) {
 	if configWaiting() {
 		return a
 	}
-	want := HostLayout(api.DefaultDisk)
 	// An init started ahead goes on past the layout: it starts the
 	// interpreter of a default request (AheadConfig) unless the config
 	// comes before pivot_root, after which there is no way back.
 	var full *Config
 	if s.ahead {
 		if c, err := AheadConfig(); err == nil {
-			full, want = &c, c.Layout
+			full = &c
 		}
+	}
+	var want Layout
+	if full != nil {
+		want = full.Layout
+	} else {
+		want = HostLayout(api.DefaultDisk)
 	}
 	a.done = map[string]bool{}
 	var err error

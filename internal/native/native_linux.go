@@ -241,10 +241,7 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 		// race-free. Until then nothing can reap init but us.
 		p, err := os.FindProcess(in.Pid)
 		if err != nil {
-			in.Close()
-			_ = syscall.Kill(in.Pid, syscall.SIGKILL)
-			var ws syscall.WaitStatus
-			_, _ = syscall.Wait4(in.Pid, &ws, 0, nil)
+			discard(in)
 			return fmt.Errorf("start sandbox init: %w", err)
 		}
 		sb.proc = p

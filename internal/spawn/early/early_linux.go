@@ -9,12 +9,13 @@ import (
 )
 
 func init() {
-	if !Wanted(args(), getenv) || cgroup2Only() {
+	a := args()
+	if !Wanted(a, getenv) || cgroup2Only() {
 		return
 	}
 	// An init started ahead assumes the late cgroup join of cgroup v1's
 	// memory controller (the native backend uses v2's when v2 has it).
-	ahead := Ahead(args()) && !v2Memory()
+	ahead := Ahead(a) && !v2Memory()
 	if p := program(); p != "" && spawn.Early(p, ahead) && procChildren() {
 		// The run will join its cgroup late (cgroup v1): the kernel's
 		// wait for a grace period starts now, not once the run's groups
