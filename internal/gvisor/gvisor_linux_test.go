@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -14,8 +15,23 @@ import (
 
 	"github.com/pybox-dev/pybox/internal/api"
 	"github.com/pybox-dev/pybox/internal/backend"
+	"github.com/pybox-dev/pybox/internal/spawn"
 	"github.com/pybox-dev/pybox/internal/testing/require"
 )
+
+// guestEnvKeys is what Python prints for sorted(os.environ) in a sandbox
+// whose request sets extra: the fixed environment, and the host's
+// spawn.PassEnv variables where the host has them (OPENBLAS_* tuning).
+func guestEnvKeys(extra ...string) string {
+	keys := append([]string{"HOME", "LANG", "MPLBACKEND", "MPLCONFIGDIR", "PATH", "TMPDIR", "USER"}, extra...)
+	for _, k := range spawn.PassEnv {
+		if _, ok := os.LookupEnv(k); ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return "['" + strings.Join(keys, "', '") + "']\n"
+}
 
 func TestRegistered(t *testing.T) {
 	_, ok := backend.Lookup(Name)
@@ -95,7 +111,7 @@ func TestRuns(t *testing.T) {
 			{name: "identity", req: api.Request{Code: "import os, socket\nprint(os.getuid(), os.getgid(), os.getcwd(), socket.gethostname())"}, want: outcome{status: api.StatusSuccess, stdout: "1000 1000 /work pybox\n"}},
 			{name: "read-only usr", req: api.Request{Code: "open('/usr/x', 'w')"}, want: outcome{status: api.StatusRunError, errorHas: "Error"}},
 			{name: "no host env", req: api.Request{Code: "import os\nprint(sorted(os.environ))", Env: map[string]string{"MY_VAR": "1"}},
-				want: outcome{status: api.StatusSuccess, stdout: "['HOME', 'LANG', 'MPLBACKEND', 'MPLCONFIGDIR', 'MY_VAR', 'PATH', 'TMPDIR', 'USER']\n"}},
+				want: outcome{status: api.StatusSuccess, stdout: guestEnvKeys("MY_VAR")}},
 			{name: "interfaces", req: api.Request{Code: "import socket\nprint([n for _, n in socket.if_nameindex()])"}, want: outcome{status: api.StatusSuccess, stdout: "['lo']\n"}},
 			{name: "output limit", req: api.Request{Code: "while True: print('x' * 1000)", OutputLimit: 64 << 10}, want: outcome{status: api.StatusOutputLimit}},
 			{name: "memory limit", req: api.Request{Code: "x = bytearray(400 << 20)\nprint(len(x))", Memory: 64 << 20}, want: outcome{status: api.StatusMemoryLimit}},
