@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pybox-dev/pybox"
+	"github.com/pybox-dev/pybox/internal/runner/codecache"
 	"github.com/pybox-dev/pybox/internal/testing/require"
 )
 
@@ -401,6 +402,74 @@ func TestEarlyInitAheadNotTaken(t *testing.T) {
 	}
 	if !v2only && (!strings.Contains(errb.String(), "early init not taken") || !strings.Contains(errb.String(), "pybox trace: early=false ")) {
 		t.Errorf("the early init was taken:\n%s", errb.String())
+	}
+}
+
+// TestEarlyInitRunnerCode: once the compiled runner is cached (and named
+// by the cache's ahead index, which the second run writes), pybox run's
+// early start puts it on the input of the interpreter started ahead
+// (codecache.PreSend), and the backend does not send it again. An index
+// that names other code (here a file under another key) gets the early
+// init discarded: a new one runs the code.
+func TestEarlyInitRunnerCode(t *testing.T) {
+	needBackend(t)
+	var st syscall.Statfs_t
+	if syscall.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == 0x63677270 {
+		t.Skip("no early init on a cgroup v2-only host")
+	}
+	cache := t.TempDir()
+	// The init is executed from the cache by an unprivileged host uid.
+	for _, d := range []string{filepath.Dir(cache), cache} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func() (string, string) {
+		t.Helper()
+		cmd := exec.Command(bin, "run", "-c", "import os; print(os.getuid(), os.getppid())")
+		cmd.Env = append(os.Environ(), "PYBOX_TRACE=1", "PYBOX_CACHE_DIR="+cache)
+		var errb strings.Builder
+		cmd.Stderr = &errb
+		out, err := cmd.Output()
+		if err != nil || string(out) != "1000 1\n" {
+			t.Fatalf("%q, %v (stderr %q)", out, err, errb.String())
+		}
+		return string(out), errb.String()
+	}
+	const sent = "early init got the runner code from the early start"
+	for range 2 { // installs the init and compiles the runner; indexes it
+		if _, trace := run(); strings.Contains(trace, sent) {
+			t.Fatalf("code sent early before it was indexed:\n%s", trace)
+		}
+	}
+	if _, trace := run(); !strings.Contains(trace, sent) || !strings.Contains(trace, "pybox trace: early=true ") {
+		t.Fatalf("the runner code was not sent early:\n%s", trace)
+	}
+
+	idx := codecache.IndexPath(codecache.Dir(cache))
+	b, err := os.ReadFile(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, interp, interpID, key, ok := codecache.ParseIndex(b)
+	if !ok {
+		t.Fatalf("index %q", b)
+	}
+	code, err := os.ReadFile(codecache.CodePath(codecache.Dir(cache), key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Other code under another key: valid for PreSend, not the run's.
+	other := append([]byte(nil), code...)
+	other[len(other)-1] ^= 1
+	if err := os.WriteFile(codecache.CodePath(codecache.Dir(cache), "0e0e"), other, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(idx, codecache.Index(exe, interp, interpID, "0e0e"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, trace := run(); !strings.Contains(trace, "early init not taken: it got other runner code") || !strings.Contains(trace, "pybox trace: early=false ") {
+		t.Errorf("an early init that got other code was taken:\n%s", trace)
 	}
 }
 

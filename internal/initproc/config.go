@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/pybox-dev/pybox/internal/api"
+	"github.com/pybox-dev/pybox/internal/runner/codecache"
 	"github.com/pybox-dev/pybox/internal/spawn"
 )
 
@@ -93,6 +94,9 @@ type Config struct {
 	// runner.BootArgs): the parent writes it to the runner's input as the
 	// first frame. Parent-side only; never sent to init.
 	RunnerCode []byte `json:"-"`
+	// RunnerSource is the cache file RunnerCode was read from (zero if
+	// none). Parent-side only.
+	RunnerSource codecache.Source `json:"-"`
 	// Trace asks init to report how long each step took.
 	Trace bool `json:"trace,omitempty"`
 }

@@ -105,9 +105,9 @@ var steps = []step{
 func run() {
 	runtime.LockOSThread()
 	// Init is sequential but for startNamespaces' thread, which needs a
-	// second P while this thread builds the root; joinNamespaces goes
-	// back to one, which keeps init's thread count (which the pids limit
-	// counts, see InitThreads) and its CPU use low.
+	// second P while this thread builds the root; once the interpreter
+	// runs, init goes back to one, which keeps its thread count (which the
+	// pids limit counts, see InitThreads) and its CPU use low.
 	runtime.GOMAXPROCS(2)
 	// Nothing but fds 0-4 may reach the interpreter: every other fd this
 	// process inherited (from whatever started pybox) and the control
@@ -166,6 +166,10 @@ func run() {
 	if err := WriteFrame(ctrl, &s.ready); err != nil {
 		os.Exit(255)
 	}
+	// Not before: giving up a P stops the world and hands its cached
+	// spans back to the heap, ~50 page faults (0.5-1 ms on this VM) that
+	// would delay the interpreter's start.
+	runtime.GOMAXPROCS(1)
 	// Only the runner needs the protocol pipes now.
 	unix.Close(FDRunnerIn)
 	unix.Close(FDRunnerOut)
@@ -441,7 +445,6 @@ func joinNamespaces(s *state) error {
 	}
 	s.nsJoined = true
 	r := <-s.nsDone
-	runtime.GOMAXPROCS(1)
 	defer func() {
 		for _, fd := range r.fds {
 			unix.Close(fd)

@@ -241,7 +241,7 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 		// race-free. Until then nothing can reap init but us.
 		p, err := os.FindProcess(in.Pid)
 		if err != nil {
-			discard(in)
+			spawn.Discard(in)
 			return fmt.Errorf("start sandbox init: %w", err)
 		}
 		sb.proc = p
@@ -256,7 +256,7 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 		sb.outR, sb.errR = file(in.Stdout, "stdout"), file(in.Stderr, "stderr")
 		sb.rinW, sb.routR = file(in.RunnerIn, "runner-in"), file(in.RunnerOut, "runner-out")
 		sb.ctrl = file(in.Control, "control")
-		started, startedMono := in.Started, initproc.MonoNow()
+		started, startedMono := time.Unix(0, in.Started), initproc.MonoNow()
 		cmdStarted := time.Now()
 		str("init started")
 		go sb.readControl(int(req.FilesLimit), func(m *initproc.Message) {
@@ -272,6 +272,7 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 	// The init: the one pybox started early (internal/spawn/early), if
 	// any and this is a plain cold start, else a new one.
 	var in *spawn.Init
+	codeSent := false // the runner code is on the runner's input already
 	if fd3 == nil && !cfg.Template {
 		if in = spawn.TakeEarly(); in != nil && in.Ahead && !aheadMatches(cfg, late) {
 			// It may already run a default request's interpreter,
@@ -279,13 +280,26 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 			if trace {
 				fmt.Fprintf(os.Stderr, "pybox trace:   early init not taken: the config is not a default request's\n")
 			}
-			discard(in)
+			spawn.Discard(in)
+			in = nil
+		}
+		if in != nil && in.Code != nil && (cfg.RunnerCode == nil || *in.Code != cfg.RunnerSource) {
+			// Its interpreter got runner code from another file
+			// than this run's (internal/spawn/early's preSend).
+			if trace {
+				fmt.Fprintf(os.Stderr, "pybox trace:   early init not taken: it got other runner code\n")
+			}
+			spawn.Discard(in)
 			in = nil
 		}
 		if in != nil {
 			sb.early = true
+			codeSent = in.Code != nil
+			if trace && codeSent {
+				fmt.Fprintf(os.Stderr, "pybox trace:   early init got the runner code from the early start\n")
+			}
 			if trace {
-				fmt.Fprintf(os.Stderr, "pybox trace:   early init cloned %dµs after process start\n", (processAge() - time.Since(in.Started)).Microseconds())
+				fmt.Fprintf(os.Stderr, "pybox trace:   early init cloned %dµs after process start\n", (processAge() - time.Since(time.Unix(0, in.Started))).Microseconds())
 			}
 			if err := adopt(in); err != nil {
 				return sb, err
@@ -301,7 +315,7 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 	// process was just made (then the kernel's lock is still fast) or a
 	// priming is under way (pybox run's early one, internal/spawn/early).
 	primeCgroups := func() {
-		if b.cgErr != nil || time.Since(time.Unix(0, lastMigration.Load())) <= migrationFresh || prime.Since() <= primeRecent {
+		if b.cgErr != nil || time.Since(time.Unix(0, lastMigration.Load())) <= migrationFresh || time.Duration(prime.Since()) <= primeRecent {
 			return
 		}
 		go func() {
@@ -402,7 +416,7 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 	// frame; the interpreter reads it as soon as it starts (so, on the
 	// late-join path, while the join runs).
 	sendCode := func() error {
-		if cfg.RunnerCode == nil || fd3 != nil {
+		if cfg.RunnerCode == nil || fd3 != nil || codeSent {
 			return nil
 		}
 		if err := runner.WriteRaw(sb.rinW, cfg.RunnerCode); err != nil {
@@ -898,6 +912,16 @@ func fromRunner(res *api.Result, in outcome) {
 	guest.Settle(res, m, ferr)
 }
 
+// aheadInterpreter is the interpreter an init started ahead runs
+// (initproc.AheadConfig); "" if none.
+var aheadInterpreter = sync.OnceValue(func() string {
+	argv0, prefix, err := guest.Interpreter(api.DefaultPython)
+	if err != nil || prefix != "" {
+		return ""
+	}
+	return argv0
+})
+
 // aheadMatches says whether cfg, sent to an early init with the late
 // join (LateCgroup) that late says, is the default request's config that an
 // init started ahead assumed (initproc.AheadConfig).
@@ -909,14 +933,6 @@ func aheadMatches(cfg *initproc.Config, late bool) bool {
 	c := *cfg
 	c.LateCgroup = late
 	return c.AheadMatches(&a)
-}
-
-// discard kills an init nobody will use and reaps it.
-func discard(in *spawn.Init) {
-	in.Close()
-	_ = syscall.Kill(in.Pid, syscall.SIGKILL)
-	var ws syscall.WaitStatus
-	_, _ = syscall.Wait4(in.Pid, &ws, 0, nil)
 }
 
 // mountTrees makes a detached copy of each user mount's source
@@ -986,13 +1002,17 @@ func (b *nativeBackend) config(req *api.Request) (*initproc.Config, error) {
 		return nil, fmt.Errorf("seccomp filter: %w", filter.err)
 	}
 	argv := runner.Args(argv0, fmt.Sprint(initproc.FDRunnerIn), fmt.Sprint(initproc.FDRunnerOut))
-	code := runnerCode(argv0)
+	code, src := runnerCode(argv0)
+	if code != nil && extra == "" && argv0 == aheadInterpreter() {
+		indexAhead(argv0, src)
+	}
 	if code != nil {
 		argv = runner.BootArgs(argv0, fmt.Sprint(initproc.FDRunnerIn), fmt.Sprint(initproc.FDRunnerOut))
 	}
 	return &initproc.Config{
 		Argv:         argv,
 		RunnerCode:   code,
+		RunnerSource: src,
 		Env:          env,
 		Layout:       initproc.Layout{Binds: binds, Symlinks: b.symlinks, EtcFiles: b.etc, DiskBytes: int64(req.Disk)},
 		Mounts:       req.Mounts,

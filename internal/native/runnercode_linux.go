@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pybox-dev/pybox/internal/runner"
+	"github.com/pybox-dev/pybox/internal/runner/codecache"
 
 	"github.com/pybox-dev/pybox/internal/spawn"
 )
@@ -33,46 +35,98 @@ import (
 // identity (path, device, inode, size, mtime), so a changed or upgraded
 // interpreter never gets code object bytes made by another one.
 
-// codeCacheMagic starts every cache file; then the SHA-256 of the payload.
-const codeCacheMagic = "PYBOXRC1"
+// The cache's file layout is internal/runner/codecache's. For the default
+// interpreter the cache also keeps an index naming its file, which `pybox
+// run`'s early start reads to put the code on the input of an interpreter
+// started ahead (codecache.PreSend); the backend takes such an interpreter
+// only if the file sent is the one it would send (startWith).
 
 // maxRunnerCode caps what the compile step may return.
-const maxRunnerCode = 1 << 20
+const maxRunnerCode = codecache.MaxCode
+
+// cachedCode is the runner code for one key: nil code when it cannot be
+// compiled (the source is used); src.File is zero unless the code was read
+// from the cache's file.
+type cachedCode struct {
+	code []byte
+	src  codecache.Source
+}
 
 var codeCache struct {
 	sync.Mutex
-	m map[string][]byte // key -> code (nil: cannot compile, use the source)
+	m map[string]cachedCode
+	// indexed: the key whose index this process has checked
+	indexed string
 }
 
 // runnerCode returns the runner's marshalled code object for interpreter
-// argv0 (a real path), or nil when the runner must be started from source.
-func runnerCode(argv0 string) []byte {
+// argv0 (a real path), or nil when the runner must be started from source,
+// and the cache file it came from.
+func runnerCode(argv0 string) ([]byte, codecache.Source) {
 	key, ok := codeKey(argv0)
 	if !ok {
-		return nil
+		return nil, codecache.Source{}
 	}
 	codeCache.Lock()
 	defer codeCache.Unlock()
 	if codeCache.m == nil {
-		codeCache.m = map[string][]byte{}
+		codeCache.m = map[string]cachedCode{}
 	}
 	if c, ok := codeCache.m[key]; ok {
-		return c
+		return c.code, c.src
 	}
-	c := loadCode(key)
-	if c == nil {
+	c := cachedCode{src: codecache.Source{Key: key}}
+	c.code, c.src.File = loadCode(key)
+	if c.code == nil {
 		var err error
-		if c, err = compileRunner(argv0); err != nil {
+		if c.code, err = compileRunner(argv0); err != nil {
 			if trace {
 				fmt.Fprintf(os.Stderr, "pybox trace: runner code for %s: %v (using the source)\n", argv0, err)
 			}
-			c = nil
+			c.code = nil
 		} else {
-			storeCode(key, c)
+			storeCode(key, c.code)
 		}
 	}
 	codeCache.m[key] = c
-	return c
+	return c.code, c.src
+}
+
+// indexAhead makes the cache's ahead index name src, the code of the
+// default interpreter argv0 read from its file, for this executable; once
+// per process, and only when it names something else.
+func indexAhead(argv0 string, src codecache.Source) {
+	codeCache.Lock()
+	defer codeCache.Unlock()
+	dir := codeCacheDir()
+	if dir == "" || src.File == (codecache.FileID{}) || codeCache.indexed == src.Key {
+		return
+	}
+	codeCache.indexed = src.Key
+	exe, ok1 := codecache.Stat("/proc/self/exe")
+	interp, ok2 := codecache.Stat(argv0)
+	if !ok1 || !ok2 {
+		return
+	}
+	want := codecache.Index(exe, argv0, interp, src.Key)
+	p := codecache.IndexPath(dir)
+	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, want) {
+		return
+	}
+	f, err := os.CreateTemp(dir, "ahead.tmp*")
+	if err != nil {
+		return
+	}
+	_, err = f.Write(want)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
 }
 
 // codeKey identifies the runner source and the interpreter file, and says
@@ -132,25 +186,37 @@ func cacheDir() string { return spawn.CacheDir() }
 // codeCacheDir is where compiled runner code is kept between processes.
 func codeCacheDir() string {
 	if d := cacheDir(); d != "" {
-		return filepath.Join(d, "runner")
+		return codecache.Dir(d)
 	}
 	return ""
 }
 
-func loadCode(key string) []byte {
+// loadCode reads key's cache file; it returns the payload and the version
+// of the file it read, or nil.
+func loadCode(key string) ([]byte, codecache.FileID) {
 	dir := codeCacheDir()
 	if dir == "" {
-		return nil
+		return nil, codecache.FileID{}
 	}
-	b, err := os.ReadFile(filepath.Join(dir, key+".code"))
-	if err != nil || len(b) < len(codeCacheMagic)+sha256.Size || string(b[:len(codeCacheMagic)]) != codeCacheMagic {
-		return nil
+	f, err := os.Open(codecache.CodePath(dir, key))
+	if err != nil {
+		return nil, codecache.FileID{}
 	}
-	sum, payload := b[len(codeCacheMagic):len(codeCacheMagic)+sha256.Size], b[len(codeCacheMagic)+sha256.Size:]
-	if got := sha256.Sum256(payload); !bytes.Equal(got[:], sum) || len(payload) == 0 || len(payload) > maxRunnerCode {
-		return nil
+	defer f.Close()
+	var st syscall.Stat_t
+	if syscall.Fstat(int(f.Fd()), &st) != nil || st.Size > int64(codecache.HeaderLen+maxRunnerCode) {
+		return nil, codecache.FileID{}
 	}
-	return payload
+	b, err := io.ReadAll(io.LimitReader(f, int64(codecache.HeaderLen+maxRunnerCode)))
+	m := codecache.Magic
+	if err != nil || int64(len(b)) != st.Size || len(b) < codecache.HeaderLen || string(b[:len(m)]) != m {
+		return nil, codecache.FileID{}
+	}
+	sum, payload := b[len(m):codecache.HeaderLen], b[codecache.HeaderLen:]
+	if got := sha256.Sum256(payload); !bytes.Equal(got[:], sum) || len(payload) == 0 {
+		return nil, codecache.FileID{}
+	}
+	return payload, codecache.StatID(&st)
 }
 
 // storeCode writes the cache file atomically; failures only cost speed.
@@ -164,12 +230,12 @@ func storeCode(key string, code []byte) {
 		return
 	}
 	sum := sha256.Sum256(code)
-	_, err = f.Write(append(append([]byte(codeCacheMagic), sum[:]...), code...))
+	_, err = f.Write(append(append([]byte(codecache.Magic), sum[:]...), code...))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(dir, key+".code"))
+		err = os.Rename(f.Name(), codecache.CodePath(dir, key))
 	}
 	if err != nil {
 		os.Remove(f.Name())

@@ -2,11 +2,16 @@ package native
 
 import (
 	"bytes"
+	"encoding/binary"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/pybox-dev/pybox/internal/runner/codecache"
 )
 
 func TestRunnerCodeCache(t *testing.T) {
@@ -26,12 +31,12 @@ func TestRunnerCodeCache(t *testing.T) {
 	if len(code) == 0 || code[0]&0x7f != 'c' { // marshal TYPE_CODE
 		t.Fatalf("compiled runner does not start with a code object: % x", code[:min(4, len(code))])
 	}
-	if loadCode(key) != nil {
+	if c, _ := loadCode(key); c != nil {
 		t.Fatal("empty cache returned code")
 	}
 	storeCode(key, code)
-	if got := loadCode(key); string(got) != string(code) {
-		t.Fatal("cache round trip changed the code")
+	if got, id := loadCode(key); string(got) != string(code) || id.Size != int64(codecache.HeaderLen+len(code)) {
+		t.Fatalf("cache round trip changed the code, or the file's identity is wrong (%+v)", id)
 	}
 	// A corrupted file is never used.
 	p := filepath.Join(codeCacheDir(), key+".code")
@@ -40,8 +45,66 @@ func TestRunnerCodeCache(t *testing.T) {
 	if err := os.WriteFile(p, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if loadCode(key) != nil {
+	if c, _ := loadCode(key); c != nil {
 		t.Fatal("corrupt cache file was used")
+	}
+}
+
+// TestRunnerCodeAheadIndex: the code of the default interpreter, once read
+// from the cache, is named by the cache's ahead index for this
+// executable, and codecache.PreSend then writes that very file to a pipe
+// as the runner's first frame: the same Source the backend compares.
+func TestRunnerCodeAheadIndex(t *testing.T) {
+	t.Setenv("PYBOX_CACHE_DIR", t.TempDir())
+	py, err := filepath.EvalSymlinks("/usr/bin/python3")
+	if err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+	resetCodeCache := func() {
+		codeCache.Lock()
+		codeCache.m, codeCache.indexed = nil, ""
+		codeCache.Unlock()
+	}
+	resetCodeCache()
+	t.Cleanup(resetCodeCache)
+	code, src := runnerCode(py) // compiled and stored: not read from a file
+	if code == nil || src.Key == "" || src.File != (codecache.FileID{}) {
+		t.Fatalf("first runnerCode: %d bytes, %+v", len(code), src)
+	}
+	indexAhead(py, src)
+	if _, err := os.Stat(codecache.IndexPath(codeCacheDir())); !os.IsNotExist(err) {
+		t.Fatalf("an index for code not read from a file: %v", err)
+	}
+	resetCodeCache()
+	code2, src2 := runnerCode(py)
+	if !bytes.Equal(code, code2) || src2.Key != src.Key || src2.File.Size != int64(codecache.HeaderLen+len(code)) {
+		t.Fatalf("second runnerCode: %d bytes, %+v", len(code2), src2)
+	}
+	indexAhead(py, src2)
+	b, err := os.ReadFile(codecache.IndexPath(codeCacheDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, interp, interpID, key, ok := codecache.ParseIndex(b)
+	self, _ := codecache.Stat("/proc/self/exe")
+	pyID, _ := codecache.Stat(py)
+	if !ok || exe != self || interp != py || interpID != pyID || key != src.Key {
+		t.Fatalf("index %q", b)
+	}
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		t.Fatal(err)
+	}
+	r, w := os.NewFile(uintptr(p[0]), "r"), os.NewFile(uintptr(p[1]), "w")
+	defer r.Close()
+	sent, err := codecache.PreSend(codeCacheDir(), int(w.Fd()))
+	w.Close()
+	if err != nil || sent == nil || *sent != src2 {
+		t.Fatalf("PreSend: %+v, %v; want %+v", sent, err, src2)
+	}
+	got, err := io.ReadAll(r)
+	if err != nil || len(got) != 4+len(code) || int(binary.BigEndian.Uint32(got)) != len(code) || !bytes.Equal(got[4:], code) {
+		t.Fatalf("the pipe held %d bytes (%v), want a frame of %d", len(got), err, len(code))
 	}
 }
 

@@ -3,7 +3,8 @@ package spawn
 import (
 	"sync"
 	"syscall"
-	"time"
+
+	"github.com/pybox-dev/pybox/internal/runner/codecache"
 )
 
 // CloneFlags are the namespaces every init starts in; it makes the rest
@@ -54,10 +55,14 @@ type Init struct {
 	Control int
 	// Ahead is Options.Ahead.
 	Ahead bool
-	// Started is when the clone was made.
-	Started time.Time
+	// Started is when the clone was made, in Unix nanoseconds (for
+	// traces; microsecond resolution).
+	Started int64
 	// InCgroup says the init started in Options.CgroupFD's group.
 	InCgroup bool
+	// Code, when set, is the runner code already written to RunnerIn as
+	// its first frame (codecache.PreSend, by Early's prepare).
+	Code *codecache.Source
 }
 
 // Close closes the parent's ends of the channels.
@@ -191,11 +196,11 @@ func Start(o Options) (in *Init, err error) {
 		Sys:   attr,
 	}
 	in.Path = o.Path
-	in.Started = time.Now()
+	in.Started = unixNano()
 	in.Pid, e = syscall.ForkExec(o.Path, argv, pa)
 	if e != nil && o.Fallback != "" && ExecFailed(e) {
 		in.Path = o.Fallback
-		in.Started = time.Now()
+		in.Started = unixNano()
 		in.Pid, e = syscall.ForkExec(o.Fallback, argv, pa)
 	}
 	if e != nil {
@@ -209,6 +214,16 @@ func Start(o Options) (in *Init, err error) {
 		_ = syscall.SetNonblock(fd, true)
 	}
 	return in, nil
+}
+
+// unixNano is the time of day in nanoseconds. Package time is not
+// imported: package early (which imports this one) is then initialised
+// right after syscall, before time and the packages initialised after it
+// (see early's TestInitialisedEarly).
+func unixNano() int64 {
+	var tv syscall.Timeval
+	_ = syscall.Gettimeofday(&tv)
+	return tv.Nano()
 }
 
 // ExecFailed says whether a failed Start is the init program's exec
@@ -261,7 +276,9 @@ var early struct {
 
 // Early starts an init of the program at path (with Options.Ahead set to
 // ahead), for TakeEarly, and says whether it did. Only the first call,
-// before any TakeEarly, does anything.
+// before any TakeEarly, does anything. prepare, when set, is then called
+// with the init; when it returns false the init is killed and reaped, and
+// Early reports none.
 //
 // It starts it on the calling thread, before returning: started from
 // another thread while this one went on, the clone turned the caller's
@@ -269,7 +286,7 @@ var early struct {
 // CPU's TLB (on a 2-core VM the whole run was 0.3 ms slower and used more
 // CPU); on the caller's thread they are only faults that find the page
 // already its own, since the init has executed by then.
-func Early(path string, ahead bool) bool {
+func Early(path string, ahead bool, prepare func(*Init) bool) bool {
 	early.Lock()
 	defer early.Unlock()
 	if early.done {
@@ -277,7 +294,23 @@ func Early(path string, ahead bool) bool {
 	}
 	early.done = true
 	early.in, _ = Start(Options{Path: path, RunnerIn: -1, CgroupFD: -1, Ahead: ahead})
+	if early.in != nil && prepare != nil && !prepare(early.in) {
+		Discard(early.in)
+		early.in = nil
+	}
 	return early.in != nil
+}
+
+// Discard kills an init nobody will use and reaps it.
+func Discard(in *Init) {
+	in.Close()
+	_ = syscall.Kill(in.Pid, syscall.SIGKILL)
+	var ws syscall.WaitStatus
+	for {
+		if _, err := syscall.Wait4(in.Pid, &ws, 0, nil); err != syscall.EINTR {
+			return
+		}
+	}
 }
 
 // TakeEarly returns the init Early started, once; nil when there is none,

@@ -72,7 +72,7 @@ func TestStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in.Path != "/proc/self/exe" || in.InCgroup || in.Started.IsZero() {
+	if in.Path != "/proc/self/exe" || in.InCgroup || in.Started == 0 {
 		t.Errorf("Init = %+v", in)
 	}
 	for _, fd := range []int{in.Stdout, in.Stderr, in.RunnerIn, in.RunnerOut, in.Control} {
@@ -165,7 +165,7 @@ func TestStartFails(t *testing.T) {
 func TestEarly(t *testing.T) {
 	require.Root(t)
 	require.UserNS(t)
-	Early("/proc/self/exe", false)
+	Early("/proc/self/exe", false, nil)
 	in := TakeEarly()
 	if in == nil {
 		t.Fatal("TakeEarly after Early: nil")
@@ -178,7 +178,7 @@ func TestEarly(t *testing.T) {
 	if _, err := syscall.Wait4(in.Pid, &ws, 0, nil); err != nil {
 		t.Error(err)
 	}
-	Early("/proc/self/exe", false)
+	Early("/proc/self/exe", false, nil)
 	if in := TakeEarly(); in != nil {
 		t.Error("Early started an init after TakeEarly")
 	}
@@ -193,7 +193,7 @@ func TestTakeEarlyDead(t *testing.T) {
 	early.done = false // as if fresh (TestEarly ran first)
 	early.Unlock()
 	before := openFDs(t)
-	if !Early("/bin/true", false) {
+	if !Early("/bin/true", false, nil) {
 		t.Fatal("Early(/bin/true) did not start")
 	}
 	pid := early.in.Pid
@@ -221,4 +221,31 @@ func fcntl(fd, cmd int) (int, error) {
 		return 0, e
 	}
 	return int(r), nil
+}
+
+// TestEarlyPrepareRefuses: an init whose prepare fails is killed and
+// reaped, and not handed over.
+func TestEarlyPrepareRefuses(t *testing.T) {
+	require.Root(t)
+	require.UserNS(t)
+	early.Lock()
+	early.done, early.in = false, nil // as if fresh
+	early.Unlock()
+	before := openFDs(t)
+	pid := -1
+	if Early("/proc/self/exe", false, func(in *Init) bool { pid = in.Pid; return false }) {
+		t.Fatal("Early reported an init that prepare refused")
+	}
+	if pid <= 0 {
+		t.Fatal("prepare was not called")
+	}
+	if in := TakeEarly(); in != nil {
+		t.Errorf("TakeEarly handed over a refused init: %+v", in)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+		t.Errorf("the refused init %d was not reaped", pid)
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("%d descriptors open before, %d after", before, after)
+	}
 }

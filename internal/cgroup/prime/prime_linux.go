@@ -5,19 +5,26 @@ import (
 	"runtime"
 	"sync/atomic"
 	"syscall"
-	"time"
 )
 
 // started is when Migration was last called, in Unix nanoseconds.
 var started atomic.Int64
 
-// Since returns how long ago Migration was last called.
-func Since() time.Duration {
+// Since returns how long ago Migration was last called, in nanoseconds.
+// (Package time is not imported: package early, which imports this one,
+// is initialised right after syscall, before time, see internal/spawn.)
+func Since() int64 {
 	t := started.Load()
 	if t == 0 {
 		return 1 << 62
 	}
-	return time.Since(time.Unix(0, t))
+	return unixNano() - t
+}
+
+func unixNano() int64 {
+	var tv syscall.Timeval
+	_ = syscall.Gettimeofday(&tv)
+	return tv.Nano()
 }
 
 // Migration makes the kernel's cgroup v1 migrations of the next few
@@ -44,7 +51,7 @@ func Since() time.Duration {
 // subtree), where the write could only move the thread elsewhere. Errors
 // only say that the priming did not happen; nothing depends on it.
 func Migration() error {
-	started.Store(time.Now().UnixNano())
+	started.Store(unixNano())
 	mi, err := readFile("/proc/self/mountinfo")
 	if err != nil {
 		return err

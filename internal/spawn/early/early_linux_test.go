@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/pybox-dev/pybox/internal/testing/golist"
 	"github.com/pybox-dev/pybox/internal/testing/require"
 )
 
@@ -110,5 +111,19 @@ func TestNoexec(t *testing.T) {
 	defer syscall.Unmount(dir, 0)
 	if !noexec(dir) {
 		t.Errorf("%s is mounted noexec, noexec says it is not", dir)
+	}
+}
+
+// TestInitialisedEarly: Go initialises a package once everything it
+// imports is, picking the lexically first path among the ready ones; this
+// one's path sorts before "os" and "time", so as long as it imports
+// neither (nor what imports them), it is initialised right after syscall,
+// before them and everything else of pybox that needs them.
+func TestInitialisedEarly(t *testing.T) {
+	for _, p := range golist.Deps(t) {
+		switch p {
+		case "time", "os", "fmt", "encoding/json":
+			t.Errorf("package early links %s", p)
+		}
 	}
 }
