@@ -204,12 +204,12 @@ func loadCode(key string) ([]byte, codecache.FileID) {
 	}
 	defer f.Close()
 	var st syscall.Stat_t
-	if syscall.Fstat(int(f.Fd()), &st) != nil || st.Size > int64(codecache.HeaderLen+maxRunnerCode) {
+	if syscall.Fstat(int(f.Fd()), &st) != nil || st.Size < int64(codecache.HeaderLen) || st.Size > int64(codecache.HeaderLen+maxRunnerCode) {
 		return nil, codecache.FileID{}
 	}
-	b, err := io.ReadAll(io.LimitReader(f, int64(codecache.HeaderLen+maxRunnerCode)))
+	b := make([]byte, st.Size)
 	m := codecache.Magic
-	if err != nil || int64(len(b)) != st.Size || len(b) < codecache.HeaderLen || string(b[:len(m)]) != m {
+	if _, err := io.ReadFull(f, b); err != nil || string(b[:len(m)]) != m {
 		return nil, codecache.FileID{}
 	}
 	sum, payload := b[len(m):codecache.HeaderLen], b[codecache.HeaderLen:]
