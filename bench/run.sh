@@ -42,3 +42,8 @@ if [ -x /usr/bin/time ]; then
   peak=$("$PYBOX" run --json -c 'print(1)' | python3 -c 'import json,sys; print(json.load(sys.stdin)["usage"]["peak_memory_bytes"]//1024)')
   echo "sandbox cgroup peak (init + interpreter): ${peak} KiB"
 fi
+
+# What a page fault costs here: the ratios above depend on it (see
+# bench/faultcost.py).
+echo
+bench/faultcost.py
