@@ -29,7 +29,6 @@ func init() {
 	}
 }
 
-// selfExe re-executes pybox as the init.
 // preSend puts the runner's compiled code on the input of an init started
 // ahead, which starts the interpreter before pybox sends anything: the
 // interpreter then loads the runner while pybox initialises (1-2.5 ms of a
@@ -46,6 +45,7 @@ func preSend(in *spawn.Init) bool {
 	return err == nil
 }
 
+// selfExe re-executes pybox as the init.
 const selfExe = "/proc/self/exe"
 
 // program is the init the native backend would start (internal/native's
