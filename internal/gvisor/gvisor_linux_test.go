@@ -132,7 +132,7 @@ func TestRuns(t *testing.T) {
 		t.Run("timeout kills everything", func(t *testing.T) {
 			t.Parallel()
 			res := runOn(t, tb, api.Request{
-				Code:    "import subprocess, threading, time, os\nsubprocess.Popen(['sleep', '1000'])\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(1000)\nthreading.Thread(target=time.sleep, args=(1000,)).start()\nprint('started', flush=True)\ntime.sleep(1000)",
+				Code: "import subprocess, threading, time, os\nsubprocess.Popen(['sleep', '1000'])\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(1000)\nthreading.Thread(target=time.sleep, args=(1000,)).start()\nprint('started', flush=True)\ntime.sleep(1000)",
 				// 3 s: a cold sandbox under a loaded test run took
 				// over 1 s to get to the print.
 				Timeout: api.Duration(3 * time.Second),

@@ -31,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pybox-dev/pybox/internal/atomicfile"
 	"github.com/pybox-dev/pybox/internal/initbin/stamp"
 )
 
@@ -83,22 +84,7 @@ func install(dir string) (string, error) {
 			}
 		}
 	}
-	f, err := os.CreateTemp(dir, ".pybox-init-*")
-	if err != nil {
-		return "", err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(0o555)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), p)
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := atomicfile.Write(p, ".pybox-init-*", b, 0o555); err != nil {
 		return "", err
 	}
 	prune(dir, filepath.Base(p))

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pybox-dev/pybox/internal/atomicfile"
 	"github.com/pybox-dev/pybox/internal/runner"
 	"github.com/pybox-dev/pybox/internal/runner/codecache"
 
@@ -113,20 +114,7 @@ func indexAhead(argv0 string, src codecache.Source) {
 	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, want) {
 		return
 	}
-	f, err := os.CreateTemp(dir, "ahead.tmp*")
-	if err != nil {
-		return
-	}
-	_, err = f.Write(want)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), p)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
+	_ = atomicfile.Write(p, "ahead.tmp*", want, 0o600)
 }
 
 // codeKey identifies the runner source and the interpreter file, and says
@@ -225,20 +213,8 @@ func storeCode(key string, code []byte) {
 	if dir == "" || os.MkdirAll(dir, 0o700) != nil {
 		return
 	}
-	f, err := os.CreateTemp(dir, key+".tmp*")
-	if err != nil {
-		return
-	}
 	sum := sha256.Sum256(code)
-	_, err = f.Write(append(append([]byte(codecache.Magic), sum[:]...), code...))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), codecache.CodePath(dir, key))
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if atomicfile.Write(codecache.CodePath(dir, key), key+".tmp*", append(append([]byte(codecache.Magic), sum[:]...), code...), 0o600) != nil {
 		return
 	}
 	// Code for other runner versions or interpreters: drop what has not
