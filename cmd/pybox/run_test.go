@@ -424,7 +424,8 @@ func TestEarlyInitRunnerCode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	run := func() (string, string) {
+	// run runs code in a sandbox and returns pybox's trace.
+	run := func() string {
 		t.Helper()
 		cmd := exec.Command(bin, "run", "-c", "import os; print(os.getuid(), os.getppid())")
 		cmd.Env = append(os.Environ(), "PYBOX_TRACE=1", "PYBOX_CACHE_DIR="+cache)
@@ -434,15 +435,15 @@ func TestEarlyInitRunnerCode(t *testing.T) {
 		if err != nil || string(out) != "1000 1\n" {
 			t.Fatalf("%q, %v (stderr %q)", out, err, errb.String())
 		}
-		return string(out), errb.String()
+		return errb.String()
 	}
 	const sent = "early init got the runner code from the early start"
 	for range 2 { // installs the init and compiles the runner; indexes it
-		if _, trace := run(); strings.Contains(trace, sent) {
+		if trace := run(); strings.Contains(trace, sent) {
 			t.Fatalf("code sent early before it was indexed:\n%s", trace)
 		}
 	}
-	if _, trace := run(); !strings.Contains(trace, sent) || !strings.Contains(trace, "pybox trace: early=true ") {
+	if trace := run(); !strings.Contains(trace, sent) || !strings.Contains(trace, "pybox trace: early=true ") {
 		t.Fatalf("the runner code was not sent early:\n%s", trace)
 	}
 
@@ -468,7 +469,7 @@ func TestEarlyInitRunnerCode(t *testing.T) {
 	if err := os.WriteFile(idx, codecache.Index(exe, interp, interpID, "0e0e"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, trace := run(); !strings.Contains(trace, "early init not taken: it got other runner code") || !strings.Contains(trace, "pybox trace: early=false ") {
+	if trace := run(); !strings.Contains(trace, "early init not taken: it got other runner code") || !strings.Contains(trace, "pybox trace: early=false ") {
 		t.Errorf("an early init that got other code was taken:\n%s", trace)
 	}
 }
