@@ -246,6 +246,11 @@ func speculate(s *state) (a speculation) {
 	} else {
 		want = HostLayout(api.DefaultDisk)
 	}
+	if full != nil {
+		s.cfg = *full
+	} else {
+		s.cfg.Layout = want
+	}
 	a.done = map[string]bool{}
 	var err error
 	committed := false
@@ -261,11 +266,6 @@ func speculate(s *state) (a speculation) {
 		}
 		if st.name == "root-readonly" {
 			committed = true
-		}
-		if full != nil {
-			s.cfg = *full
-		} else {
-			s.cfg.Layout = want
 		}
 		t0 := time.Now()
 		if err = st.fn(s); err != nil {

@@ -272,33 +272,33 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 	// The init: the one pybox started early (internal/spawn/early), if
 	// any and this is a plain cold start, else a new one.
 	var in *spawn.Init
-	codeSent := false // the runner code is on the runner's input already
 	if fd3 == nil && !cfg.Template {
-		if in = spawn.TakeEarly(); in != nil && in.Ahead && !aheadMatches(cfg, late) {
-			// It may already run a default request's interpreter,
-			// which this config is not: a new init instead.
-			if trace {
-				fmt.Fprintf(os.Stderr, "pybox trace:   early init not taken: the config is not a default request's\n")
-			}
-			spawn.Discard(in)
-			in = nil
+		in = spawn.TakeEarly()
+		// An early init is not taken when it may already run an
+		// interpreter this config does not ask for, or when that
+		// interpreter got runner code from another file than this run's
+		// (internal/spawn/early's preSend): a new init instead.
+		notTaken := ""
+		switch {
+		case in == nil:
+		case in.Ahead && !aheadMatches(cfg, late):
+			notTaken = "the config is not a default request's"
+		case in.Code != nil && (cfg.RunnerCode == nil || *in.Code != cfg.RunnerSource):
+			notTaken = "it got other runner code"
 		}
-		if in != nil && in.Code != nil && (cfg.RunnerCode == nil || *in.Code != cfg.RunnerSource) {
-			// Its interpreter got runner code from another file
-			// than this run's (internal/spawn/early's preSend).
+		if notTaken != "" {
 			if trace {
-				fmt.Fprintf(os.Stderr, "pybox trace:   early init not taken: it got other runner code\n")
+				fmt.Fprintf(os.Stderr, "pybox trace:   early init not taken: %s\n", notTaken)
 			}
 			spawn.Discard(in)
 			in = nil
 		}
 		if in != nil {
 			sb.early = true
-			codeSent = in.Code != nil
-			if trace && codeSent {
-				fmt.Fprintf(os.Stderr, "pybox trace:   early init got the runner code from the early start\n")
-			}
 			if trace {
+				if in.Code != nil {
+					fmt.Fprintf(os.Stderr, "pybox trace:   early init got the runner code from the early start\n")
+				}
 				fmt.Fprintf(os.Stderr, "pybox trace:   early init cloned %dµs after process start\n", (processAge() - time.Since(time.Unix(0, in.Started))).Microseconds())
 			}
 			if err := adopt(in); err != nil {
@@ -416,7 +416,7 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 	// frame; the interpreter reads it as soon as it starts (so, on the
 	// late-join path, while the join runs).
 	sendCode := func() error {
-		if cfg.RunnerCode == nil || fd3 != nil || codeSent {
+		if cfg.RunnerCode == nil || fd3 != nil || in.Code != nil { // in.Code: sent early
 			return nil
 		}
 		if err := runner.WriteRaw(sb.rinW, cfg.RunnerCode); err != nil {
@@ -915,11 +915,10 @@ func fromRunner(res *api.Result, in outcome) {
 // aheadInterpreter is the interpreter an init started ahead runs
 // (initproc.AheadConfig); "" if none.
 var aheadInterpreter = sync.OnceValue(func() string {
-	argv0, prefix, err := guest.Interpreter(api.DefaultPython)
-	if err != nil || prefix != "" {
-		return ""
+	if a, err := initproc.AheadConfig(); err == nil {
+		return a.Argv[0]
 	}
-	return argv0
+	return ""
 })
 
 // aheadMatches says whether cfg, sent to an early init with the late
@@ -1003,7 +1002,7 @@ func (b *nativeBackend) config(req *api.Request) (*initproc.Config, error) {
 	}
 	argv := runner.Args(argv0, fmt.Sprint(initproc.FDRunnerIn), fmt.Sprint(initproc.FDRunnerOut))
 	code, src := runnerCode(argv0)
-	if code != nil && extra == "" && argv0 == aheadInterpreter() {
+	if code != nil && argv0 == aheadInterpreter() {
 		indexAhead(argv0, src)
 	}
 	if code != nil {

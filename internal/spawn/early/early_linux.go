@@ -70,10 +70,6 @@ func program() string {
 	return ""
 }
 
-// cgroup2Only says whether /sys/fs/cgroup is a cgroup v2 hierarchy alone.
-// There a run's init is cloned straight into the run's group, which an
-// early init, started before the group exists, could only join by
-// migrating: a wait for an RCU grace period when runs are spaced.
 // v2Memory says whether a hybrid host's cgroup v2 hierarchy (where
 // systemd mounts it) has the memory controller, which internal/cgroup
 // then prefers: no late join.
@@ -110,6 +106,10 @@ func fields(b []byte) []string {
 	return out
 }
 
+// cgroup2Only says whether /sys/fs/cgroup is a cgroup v2 hierarchy alone.
+// There a run's init is cloned straight into the run's group, which an
+// early init, started before the group exists, could only join by
+// migrating: a wait for an RCU grace period when runs are spaced.
 func cgroup2Only() bool {
 	var st syscall.Statfs_t
 	return syscall.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == cgroup2Magic
