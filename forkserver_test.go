@@ -412,6 +412,45 @@ func ownCgroups(t *testing.T) []string {
 	return left
 }
 
+// TestForkServerTemplateFds: serving executions, back to back and with
+// pauses (when spares are prepared, and the template re-runs its own
+// request paths to take its copy-on-write faults early: zygote.py's
+// touch_self), leaves the templates holding no more fds than before.
+func TestForkServerTemplateFds(t *testing.T) {
+	sb, tpls := soleTemplates(t)
+	count := func() int {
+		n := 0
+		for _, p := range tpls {
+			ents, err := os.ReadDir("/proc/" + p + "/fd")
+			require.NoError(t, err)
+			n += len(ents)
+		}
+		return n
+	}
+	run := func(rounds int) {
+		for i := 0; i < rounds; i++ {
+			code := "print(1)"
+			if i%2 == 1 {
+				code = "import numpy; print(numpy.ones(2).sum())"
+			}
+			res := warmRun(t, sb, pybox.Request{Code: code})
+			require.Equal(t, pybox.StatusSuccess, res.Status, res.Error)
+			if i%3 == 0 {
+				time.Sleep(30 * time.Millisecond) // a spare is prepared
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	run(6)
+	before := count()
+	run(30)
+	// A spare's socket, the next spare's network namespace and pidfds of
+	// executions still ending come and go: a leak of even one fd per
+	// execution is far beyond them.
+	after := count()
+	require.True(t, after <= before+6, "the templates held %d fds, then %d after 30 executions", before, after)
+}
+
 func TestForkServerCgroupNamespace(t *testing.T) {
 	sb := warmSandbox(t)
 	res := warmRun(t, sb, pybox.Request{Code: "print(open('/proc/self/cgroup').read().strip().splitlines()[-1])"})

@@ -588,7 +588,7 @@ func (b *nativeBackend) runWarm(ctx context.Context, fs *forkServer, req *api.Re
 	}
 	mark("forked")
 	if trace {
-		tr = append(tr, fmt.Sprintf("(template: spare=%v prepared=%v took=%d)", reply.Spare, preparedID != nil, reply.TookUS))
+		tr = append(tr, fmt.Sprintf("(template: spare=%v prepared=%v took=%d woke=%d faults=%d)", reply.Spare, preparedID != nil, reply.TookUS, reply.WokeUS, reply.Faults))
 	}
 	kit.closeTheirs()
 

@@ -90,10 +90,14 @@ type Reply struct {
 	Type string `json:"type"`
 	ID   uint64 `json:"id,omitempty"`
 	PID  int    `json:"pid,omitempty"`
-	// Spare and TookUS (of "forked") say whether the child was made ahead
-	// and how long the template took to answer, in µs (PYBOX_TRACE=1).
+	// Spare, TookUS, WokeUS and Faults (of "forked") say whether the
+	// child was made ahead, how long the template took to answer, in µs,
+	// from the request and from its poll's wake-up, and how many page
+	// faults it took meanwhile (PYBOX_TRACE=1).
 	Spare     bool     `json:"spare,omitempty"`
 	TookUS    int64    `json:"took_us,omitempty"`
+	WokeUS    int64    `json:"woke_us,omitempty"`
+	Faults    int64    `json:"faults,omitempty"`
 	Error     string   `json:"error,omitempty"`
 	Preloaded []string `json:"preloaded,omitempty"`
 	Errors    []string `json:"errors,omitempty"`
