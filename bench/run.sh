@@ -47,3 +47,8 @@ fi
 # bench/faultcost.py).
 echo
 bench/faultcost.py
+
+# The floor under any fork server here: a bare fork of a warm Python
+# running the runner, no sandbox (see bench/forkfloor.py).
+echo
+"$PY" bench/forkfloor.py

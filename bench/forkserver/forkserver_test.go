@@ -94,6 +94,9 @@ func BenchmarkWarmNumpySpaced(b *testing.B) { runSpaced(b, numpySnippet, 10*time
 //	go test -run XXX -bench WarmPrintIdle -benchtime 50x ./bench/forkserver
 func BenchmarkWarmPrintIdle(b *testing.B) { runSpaced(b, "print(1)", 200*time.Millisecond) }
 
+// BenchmarkWarmNumpyIdle is BenchmarkWarmPrintIdle for the numpy snippet.
+func BenchmarkWarmNumpyIdle(b *testing.B) { runSpaced(b, numpySnippet, 200*time.Millisecond) }
+
 // BenchmarkWarmRaiseSpaced is BenchmarkWarmPrintSpaced for code that
 // raises: the run's error is the formatted traceback.
 func BenchmarkWarmRaiseSpaced(b *testing.B) { runSpaced(b, "x = 1\nx / 0", 10*time.Millisecond) }
