@@ -104,11 +104,8 @@ var steps = []step{
 
 func run() {
 	runtime.LockOSThread()
-	// Init is sequential but for startNamespaces' thread, which needs a
-	// second P while this thread builds the root; once the interpreter
-	// runs, init goes back to one, which keeps its thread count (which the
-	// pids limit counts, see InitThreads) and its CPU use low.
-	runtime.GOMAXPROCS(2)
+	// Init runs on one P (pybox starts it with GOMAXPROCS=1): sequential
+	// but for startNamespaces' thread, whose work is system calls.
 	// Nothing but fds 0-4 may reach the interpreter: every other fd this
 	// process inherited (from whatever started pybox) and the control
 	// socket become close-on-exec.
@@ -166,10 +163,6 @@ func run() {
 	if err := WriteFrame(ctrl, &s.ready); err != nil {
 		os.Exit(255)
 	}
-	// Not before: giving up a P stops the world and hands its cached
-	// spans back to the heap, ~50 page faults (0.5-1 ms on this VM) that
-	// would delay the interpreter's start.
-	runtime.GOMAXPROCS(1)
 	// Only the runner needs the protocol pipes now.
 	unix.Close(FDRunnerIn)
 	unix.Close(FDRunnerOut)

@@ -180,7 +180,11 @@ func Start(o Options) (in *Init, err error) {
 		attr.CgroupFD = o.CgroupFD
 		in.InCgroup = true
 	}
-	argv, env := []string{Arg0}, []string{}
+	// One P from the init's start (GOMAXPROCS=1 is the whole host
+	// environment it gets): its Go runtime then starts with fewer page
+	// faults, and it never stops the world to give a P up (see
+	// RATIONALE.md, "Why does an init make its network...").
+	argv, env := []string{Arg0}, []string{"GOMAXPROCS=1"}
 	if o.Ahead {
 		argv = append(argv, ArgAhead)
 		for _, k := range PassEnv {

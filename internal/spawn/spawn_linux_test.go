@@ -35,8 +35,8 @@ func fakeInit() {
 		fds = append(fds, t)
 	}
 	host, _ := os.Hostname()
-	fmt.Fprintf(os.Stdout, "pid=%d uid=%d gid=%d env=%d sid=%v fds=%s host=%s\n", os.Getpid(), os.Getuid(), os.Getgid(),
-		len(os.Environ()), mustSid() == os.Getpid(), strings.Join(fds, ","), host)
+	fmt.Fprintf(os.Stdout, "pid=%d uid=%d gid=%d env=%q sid=%v fds=%s host=%s\n", os.Getpid(), os.Getuid(), os.Getgid(),
+		os.Environ(), mustSid() == os.Getpid(), strings.Join(fds, ","), host)
 	fmt.Fprint(os.Stderr, "stderr works")
 	os.Stdout.Close()
 	os.Stderr.Close()
@@ -62,7 +62,8 @@ func openFDs(t *testing.T) int {
 }
 
 // TestStart starts an init and checks what it gets: namespaces, the id
-// maps, its session, an empty environment, descriptors 0-5 only; and
+// maps, its session, an environment of GOMAXPROCS=1 alone (one P from its
+// start), descriptors 0-5 only; and
 // what the parent gets: non-blocking, close-on-exec ends that work.
 func TestStart(t *testing.T) {
 	require.Root(t)
@@ -106,7 +107,7 @@ func TestStart(t *testing.T) {
 	ctrl := os.NewFile(uintptr(in.Control), "control")
 	out, _ := io.ReadAll(stdout)
 	errOut, _ := io.ReadAll(stderr)
-	if want := "pid=1 uid=0 gid=0 env=0 sid=true fds=/dev/null,pipe,pipe,pipe,pipe,socket host="; !strings.HasPrefix(string(out), want) {
+	if want := "pid=1 uid=0 gid=0 env=[\"GOMAXPROCS=1\"] sid=true fds=/dev/null,pipe,pipe,pipe,pipe,socket host="; !strings.HasPrefix(string(out), want) {
 		t.Errorf("init reported %q, want %q...", out, want)
 	}
 	if string(errOut) != "stderr works" {

@@ -34,6 +34,8 @@ if sentinel in out:
 	wantStatus(t, res, pybox.StatusSuccess)
 	noEscape(t, res)
 	require.NotContains(t, res.Stdout, sentinelEnv)
+	// Nor does the init's own environment (GOMAXPROCS=1, native).
+	require.NotContains(t, res.Stdout, "GOMAXPROCS")
 }
 
 // testNamespaces: the code shares no namespace with the host (the init
