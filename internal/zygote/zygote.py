@@ -231,27 +231,29 @@ class Template:
         # Run those paths once now, on harmless input, so that the copies
         # are made between requests instead.
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        r, w = os.pipe()
         try:
-            req = {"type": "fork", "id": 0, "disk": 0, "prepared": 0, "files": False, "collect": False}
-            socket.send_fds(a, [json.dumps(req).encode()], [r])
-            msg, fds, _, _ = socket.recv_fds(b, 4096, 16)
-            for fd in fds:
-                os.close(fd)
-            json.loads(msg)
-            p = select.poll()
-            p.register(b, select.POLLIN)
-            p.poll(0)
-            write_all(w, frame({"type": "exit", "exit_code": 0}))
-            os.read(r, 64)
-            a.send(json.dumps({"type": "forked", "id": 0, "pid": 0, "spare": True, "took_us": 0}).encode())
-            b.recv(4096)
-            self.reap()
+            r, w = os.pipe()
+            try:
+                req = {"type": "fork", "id": 0, "disk": 0, "prepared": 0, "files": False, "collect": False}
+                socket.send_fds(a, [json.dumps(req).encode()], [r])
+                msg, fds, _, _ = socket.recv_fds(b, 4096, 16)
+                for fd in fds:
+                    os.close(fd)
+                json.loads(msg)
+                p = select.poll()
+                p.register(b, select.POLLIN)
+                p.poll(0)
+                write_all(w, frame({"type": "exit", "exit_code": 0}))
+                os.read(r, 64)
+                a.send(json.dumps({"type": "forked", "id": 0, "pid": 0, "spare": True, "took_us": 0}).encode())
+                b.recv(4096)
+                self.reap()
+            finally:
+                os.close(r)
+                os.close(w)
         finally:
             a.close()
             b.close()
-            os.close(r)
-            os.close(w)
 
     def watch(self, pid):
         # Wake the serve loop when pid ends (without pidfds, the loop
