@@ -133,12 +133,16 @@ func BenchmarkWarmNumpyHeavy(b *testing.B)  { runWarm(b, numpyHeavy) }
 
 // BenchmarkWarmPrintParallel measures sustained throughput: fresh
 // sandboxes per second with every guarantee on (see ns/op: 1e9/ns-per-op
-// executions per second).
+// executions per second), with two requests in flight per CPU (a request
+// also waits on the template and the supervisor). cpu-ms/op is the
+// machine's busy CPU time per execution (every process: run it on a
+// quiet machine).
 func BenchmarkWarmPrintParallel(b *testing.B) {
 	sb := warm(b)
 	defer sb.Close(context.Background())
 	b.SetParallelism(2)
 	b.ResetTimer()
+	t0 := busyCPU(b)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			res, err := sb.Run(context.Background(), pybox.Request{Code: "print(1)"})
@@ -148,11 +152,14 @@ func BenchmarkWarmPrintParallel(b *testing.B) {
 			}
 		}
 	})
+	cpuPerOp(b, t0)
 }
 
-// BenchmarkPlainPrintParallel launches plain python3 two at a time.
+// BenchmarkPlainPrintParallel launches plain python3 one at a time per
+// CPU (two at a time here), with the same cpu-ms/op.
 func BenchmarkPlainPrintParallel(b *testing.B) {
 	b.SetParallelism(1)
+	t0 := busyCPU(b)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if err := exec.Command("/usr/bin/python3", "-c", "print(1)").Run(); err != nil {
@@ -161,6 +168,37 @@ func BenchmarkPlainPrintParallel(b *testing.B) {
 			}
 		}
 	})
+	cpuPerOp(b, t0)
+}
+
+// busyCPU is the machine's CPU time spent so far on anything but idling,
+// over every CPU (/proc/stat, in clock ticks of 10 ms).
+func busyCPU(b *testing.B) time.Duration {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		b.Fatalf("/proc/stat: %q", line)
+	}
+	var busy int64
+	for i, v := range f[1:] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			b.Fatalf("/proc/stat: %q", line)
+		}
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return time.Duration(busy) * 10 * time.Millisecond
+}
+
+// cpuPerOp reports the busy CPU time since t0 per op.
+func cpuPerOp(b *testing.B, t0 time.Duration) {
+	b.ReportMetric(float64((busyCPU(b)-t0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 }
 
 // loopCode times, from inside Python, loops that make and drop an int per
