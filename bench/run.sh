@@ -52,3 +52,8 @@ bench/faultcost.py
 # running the runner, no sandbox (see bench/forkfloor.py).
 echo
 "$PY" bench/forkfloor.py
+
+# When the user's code starts, and how long the end takes (see
+# bench/codestart.py).
+echo
+"$PY" bench/codestart.py --pybox "$PYBOX"
