@@ -393,7 +393,7 @@ func (b *nativeBackend) startServer(req *api.Request, lean bool) (*forkServer, e
 		Type: "config", Runner: runner.Source, Preload: preload, Seccomp: filter, Landlock: lm,
 		RO: []string{"/"}, RW: []string{"/work", "/tmp", "/dev/shm"},
 		RWFiles:  []string{"/dev/null", "/dev/zero", "/dev/full"},
-		ChildEnv: childEnv,
+		ChildEnv: childEnv, Trace: trace,
 	}
 	msg, err := json.Marshal(zc)
 	if err != nil {

@@ -70,6 +70,8 @@ type Config struct {
 	// the request's value, or to null when the request did not set it.
 	// The code sees the request's environment, as in a cold sandbox.
 	ChildEnv map[string]*string `json:"child_env,omitempty"`
+	// Trace asks for WokeUS and Faults in "forked" replies (PYBOX_TRACE=1).
+	Trace bool `json:"trace,omitempty"`
 }
 
 // File is an input file of one execution (Data is base64 in JSON).
@@ -90,10 +92,10 @@ type Reply struct {
 	Type string `json:"type"`
 	ID   uint64 `json:"id,omitempty"`
 	PID  int    `json:"pid,omitempty"`
-	// Spare, TookUS, WokeUS and Faults (of "forked") say whether the
-	// child was made ahead, how long the template took to answer, in µs,
-	// from the request and from its poll's wake-up, and how many page
-	// faults it took meanwhile (PYBOX_TRACE=1).
+	// Spare and TookUS (of "forked") say whether the child was made ahead
+	// and how long the template took to answer, in µs; with Config.Trace,
+	// WokeUS and Faults say how long since its poll's wake-up and how
+	// many page faults it took meanwhile (PYBOX_TRACE=1).
 	Spare     bool     `json:"spare,omitempty"`
 	TookUS    int64    `json:"took_us,omitempty"`
 	WokeUS    int64    `json:"woke_us,omitempty"`

@@ -107,6 +107,7 @@ class Spare:
 class Template:
     def __init__(self, cfg):
         self.cfg = cfg
+        self.trace = bool(cfg.get("trace"))
         self.runner = {"__name__": "pybox_runner"}
         exec(compile(cfg["runner"], "<runner>", "exec"), self.runner)
         self.preloaded, self.errors = [], []
@@ -196,7 +197,8 @@ class Template:
                 events = p.poll(timeout)
             except InterruptedError:
                 continue
-            self.woke = (time.monotonic(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+            if self.trace:
+                self.woke = (time.monotonic(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
             for fd, _ in events:
                 pid = self.pidfds.pop(fd, None)
                 if pid is not None:
@@ -345,9 +347,12 @@ class Template:
                     sp.ctl.close()
                 os.close(fds[5])
         t1 = time.monotonic()
-        return {"type": "forked", "id": req.get("id"), "pid": sp.pid, "spare": spare,
-                "took_us": int((t1 - t0) * 1e6), "woke_us": int((t1 - self.woke[0]) * 1e6),
-                "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self.woke[1]}
+        reply = {"type": "forked", "id": req.get("id"), "pid": sp.pid, "spare": spare,
+                 "took_us": int((t1 - t0) * 1e6)}
+        if self.trace:
+            reply["woke_us"] = int((t1 - self.woke[0]) * 1e6)
+            reply["faults"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self.woke[1]
+        return reply
 
     def prepare(self, req, fds):
         # Makes the next execution's spare now, in the cgroup whose
