@@ -93,8 +93,9 @@ func (e *Error) Unwrap() error { return e.Err }
 // Start starts an init: a new process in new user (root mapped to
 // HostUIDBase, SandboxUID to HostUIDBase+SandboxUID), pid, mount and
 // cgroup namespaces (it makes the rest itself, InitUnshares), in its own
-// session, killed when its parent thread ends, with an empty environment
-// (but for Options.Ahead) and only the descriptors above (stdin
+// session, killed when its parent thread ends, with GOMAXPROCS=1 as its
+// whole environment (and the PassEnv variables for Options.Ahead) and
+// only the descriptors above (stdin
 // /dev/null). On error nothing is left open or running.
 //
 // It uses package syscall only, so that package early can call it from a
