@@ -14,8 +14,13 @@ bench() { # name, then the commands; writes $tmp/name.json
   local name=$1; shift
   hyperfine -N -w 5 -r "$RUNS" --export-json "$tmp/$name.json" "$@" >/dev/null 2>&1
 }
+# Two floors beside bubblewrap: the namespaces pybox makes, made by a C
+# program (util-linux unshare, nothing else of a sandbox), and the
+# interpreter started as pybox starts it (-I -S -B, no site).
 bench print "$PY -c 'print(1)'" "$PYBOX run -c 'print(1)'" \
-  "bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp $PY -c 'print(1)'"
+  "bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp $PY -c 'print(1)'" \
+  "unshare --user --map-root-user --mount --pid --fork --net --ipc --uts --cgroup $PY -c 'print(1)'" \
+  "$PY -I -S -B -c 'print(1)'"
 bench numpy "$PY -c '$NUMPY'" "$PYBOX run -c '$NUMPY'"
 
 python3 - "$tmp" <<'PY'
@@ -28,7 +33,8 @@ print("|---|---|---:|---:|")
 for n, label in (("print", "print(1)"), ("numpy", "numpy snippet")):
     rs = load(n)
     base = statistics.median(rs[0]["times"])
-    names = ["python3 -c", "pybox run -c", "bwrap --unshare-all python3 -c"]
+    names = ["python3 -c", "pybox run -c", "bwrap --unshare-all python3 -c",
+             "unshare (pybox's 7 namespaces) python3 -c", "python3 -I -S -B -c"]
     for name, r in zip(names, rs):
         m = statistics.median(r["times"])
         print(f"| {label} | `{name}` | {m*1000:.1f} | {m/base:.2f}x |")

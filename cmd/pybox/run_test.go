@@ -322,6 +322,9 @@ func TestEarlyInit(t *testing.T) {
 		if !strings.Contains(errb.String(), "pybox trace: "+tc.want+" ") {
 			t.Errorf("%s: the trace does not say %s:\n%s", tc.env, tc.want, errb.String())
 		}
+		if !strings.Contains(errb.String(), "pybox trace:   timeline (µs after pybox's start): init cloned ") {
+			t.Errorf("%s: the trace has no timeline:\n%s", tc.env, errb.String())
+		}
 	}
 }
 

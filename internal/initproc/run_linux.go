@@ -46,6 +46,8 @@ type state struct {
 	// nsJoined says joinNamespaces took them.
 	nsDone   chan namespaceFDs
 	nsJoined bool
+	// execAt is when the interpreter was started (MonoNow), for traces.
+	execAt int64
 }
 
 // step is one named containment step.
@@ -103,6 +105,7 @@ var steps = []step{
 }
 
 func run() {
+	runAt := MonoNow()
 	runtime.LockOSThread()
 	// Init runs on one P (pybox starts it with GOMAXPROCS=1): sequential
 	// but for startNamespaces' thread, whose work is system calls.
@@ -158,6 +161,11 @@ func run() {
 		if s.cfg.Trace {
 			s.ready.Steps = append(s.ready.Steps, fmt.Sprintf("%s=%d", st.name, time.Since(t0).Microseconds()))
 		}
+	}
+	if s.cfg.Trace {
+		// When this process's Go code began and when it started the
+		// interpreter (pybox's trace turns them into a timeline).
+		s.ready.Steps = append(s.ready.Steps, fmt.Sprintf("run-at=%d exec-at=%d", runAt/1e3, s.execAt/1e3))
 	}
 	s.ready.Type = "ready"
 	if err := WriteFrame(ctrl, &s.ready); err != nil {
@@ -891,6 +899,7 @@ func startInterpreter(s *state) error {
 		return fmt.Errorf("start %s: %w", s.cfg.Argv[0], err)
 	}
 	s.pid = pid
+	s.execAt = MonoNow()
 	return nil
 }
 

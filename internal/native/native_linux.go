@@ -135,6 +135,24 @@ func processAge() time.Duration {
 	return time.Duration(ts.Nano() - ticks*1e7)
 }
 
+// traceTimeline prints when the init was cloned, began its Go code and
+// started the interpreter, and when this process took it (adopted or
+// started), in µs after this process's start (PYBOX_TRACE_T0 when set):
+// the two chains a cold run waits for.
+func traceTimeline(steps []string, cloned, took time.Time) {
+	age, mono := processAge(), initproc.MonoNow()/1e3
+	var runAt, execAt int64
+	for _, st := range steps {
+		_, _ = fmt.Sscanf(st, "run-at=%d exec-at=%d", &runAt, &execAt)
+	}
+	if runAt == 0 || execAt == 0 {
+		return
+	}
+	at := func(m int64) int64 { return age.Microseconds() - (mono - m) }
+	fmt.Fprintf(os.Stderr, "pybox trace:   timeline (µs after pybox's start): init cloned %d, its Go code began %d, interpreter started %d; pybox took the init %d\n",
+		(age - time.Since(cloned)).Microseconds(), at(runAt), at(execAt), (age - time.Since(took)).Microseconds())
+}
+
 // lastMigration is when this process last moved a process between v1
 // cgroups (a late join, or prime.Migration), in Unix nanoseconds. A
 // move within migrationFresh of the previous one does not wait for an RCU
@@ -264,6 +282,7 @@ func (b *nativeBackend) startWith(req *api.Request, cfg *initproc.Config, fd3 *o
 				fmt.Fprintf(os.Stderr, "pybox trace: early=%v start=%dµs ready after %dµs; steps (µs): %s (start mono %d)\n",
 					sb.early, cmdStarted.Sub(started).Microseconds(), time.Since(started).Microseconds(),
 					strings.Join(m.Steps, " "), startedMono/1e3)
+				traceTimeline(m.Steps, started, cmdStarted)
 			}
 		})
 		go func() { <-sb.ctrlDone; _, _ = sb.proc.Wait(); close(sb.waitDone) }()
